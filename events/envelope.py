@@ -1,0 +1,123 @@
+"""The envelope every ledger event shares.
+
+Producers send a :class:`Submission`; the ledger adds the event id, the schema version and the
+time it recorded the event, giving an :class:`Envelope`. Personal data (e-mail, IP address,
+user agent, free text) lives only in :class:`PersonalData`, one section apart from the rest, so
+that a later version can encrypt that section per subject and shred it on erasure without
+touching any other field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address, IPv6Address
+from typing import Annotated, ClassVar
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+)
+
+#: Validation context key: the event comes from the log, so clock-relative checks are skipped
+#: (a replay years later must accept what intake accepted).
+FROM_LOG = "from_log"
+#: Events older than this are surely a typo (a year of 0024 or 1924).
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+#: Producers' clocks drift; more than this in the future is a bad date, not drift.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+SubjectId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"),
+    Field(
+        description="Stable pseudonymous id of the person (CRM id or UUID); never an e-mail.",
+        examples=["crm-000123"],
+    ),
+]
+PurposeId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$"),
+    Field(description="Purpose of processing, as named in the register.", examples=["newsletter"]),
+]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+def _not_impossible(value: datetime, info: ValidationInfo) -> datetime:
+    """Reject dates no real event can have; events read back from the log were checked."""
+    if isinstance(info.context, dict) and info.context.get(FROM_LOG):
+        return value
+    if value < EARLIEST_OCCURRED_AT:
+        raise ValueError(f"must not be before {EARLIEST_OCCURRED_AT.date().isoformat()}")
+    if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("must not be in the future")
+    return value
+
+
+OccurredAt = Annotated[
+    UtcDatetime,
+    AfterValidator(_not_impossible),
+    Field(description="When it happened, with a UTC offset; stored in UTC."),
+]
+
+
+class Strict(BaseModel):
+    """Base of every wire model: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    """Which system sent the event, and who (a person or a process) acted in it."""
+
+    system: ShortText = Field(examples=["signup-form"])
+    actor: ShortText = Field(examples=["web-visitor"])
+
+
+class PersonalData(Strict):
+    """Everything in an event that identifies a person; kept apart so it can be shredded."""
+
+    email: EmailStr | None = None
+    ip_address: IPv4Address | IPv6Address | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    note: Annotated[str, StringConstraints(max_length=4000)] | None = Field(
+        default=None, description="Free text (a phone note, a letter's wording)."
+    )
+
+
+class Submission(Strict):
+    """Fields a producer sends for any event type."""
+
+    subject_id: SubjectId
+    occurred_at: OccurredAt
+    source: Source
+    correlation_id: UUID | None = Field(
+        default=None, description="Groups the events of one business process."
+    )
+    causation_id: UUID | None = Field(
+        default=None, description="The event id that caused this event, if any."
+    )
+    personal: PersonalData = Field(default_factory=PersonalData)
+
+
+class Envelope(Submission):
+    """A recorded event: the submission plus what the ledger adds on append."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    event_id: UUID = Field(description="Time-ordered id (UUIDv7) minted by the ledger.")
+    schema_version: int = Field(ge=1, description="Version of this event type's schema.")
+    recorded_at: UtcDatetime = Field(description="When the ledger recorded the event (UTC).")

@@ -1,0 +1,30 @@
+"""Connecting to PostgreSQL: one pool factory, with ``jsonb`` read and written by orjson."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+def create_pool(database_url: str, *, max_size: int = 10) -> asyncpg.Pool[Any]:
+    """A pool whose connections speak ``jsonb`` as Python values; ``await`` it to open it.
+
+    Built without I/O, so an application can wire its parts first and connect when it starts.
+    """
+    return asyncpg.create_pool(database_url, min_size=1, max_size=max_size, init=_init_connection)
+
+
+#: A connection, whether taken from a pool or opened directly.
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"

@@ -1,0 +1,196 @@
+"""PostgreSQL writes of the subscriber projection: one transaction per consumed batch.
+
+Each batch is written with a fixed number of set-based statements, whatever its size: lock the
+partitions' offset rows, insert the mirror rows (which also tells which events are new), load
+the touched subjects, upsert them, advance the offsets. Offsets live in the same transaction as
+the rows, so a crash at any instant leaves either the whole batch or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from events.catalog import AnyEvent
+from events.codec import decode_raw
+from projections.db import Conn
+from projections.rows import purposes_to_json, state_from_row
+from projections.state import SubjectState, fold
+
+PROJECTION = "subscribers"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """A decoded event and where it sits in the ledger topic."""
+
+    partition: int
+    offset: int
+    event: AnyEvent
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What one batch changed."""
+
+    applied: int
+    skipped: int
+    subjects: int
+
+
+_CLAIM = """
+INSERT INTO projector_offsets (projection, topic, partition, next_offset)
+SELECT $1, $2, p, 0 FROM unnest($3::int[]) AS p ON CONFLICT DO NOTHING
+"""
+_LOCK_OFFSETS = """
+SELECT partition, next_offset FROM projector_offsets
+WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[])
+ORDER BY partition FOR UPDATE
+"""
+_INSERT_MIRROR = """
+INSERT INTO ledger_events (event_id, topic, partition, "offset", subject_id, type,
+                           schema_version, purpose, occurred_at, recorded_at, payload)
+SELECT e.event_id, $1, e.partition, e.off, e.subject_id, e.type, e.schema_version, e.purpose,
+       e.occurred_at, e.recorded_at, e.payload
+FROM unnest($2::uuid[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::int[], $8::text[],
+            $9::timestamptz[], $10::timestamptz[], $11::jsonb[])
+     AS e(event_id, partition, off, subject_id, type, schema_version, purpose, occurred_at,
+          recorded_at, payload)
+ON CONFLICT DO NOTHING
+RETURNING event_id
+"""
+_LOAD_SUBJECTS = """
+SELECT subject_id, email, purposes, version, last_event_id, updated_at
+FROM subscribers WHERE subject_id = ANY($1::text[])
+"""
+_UPSERT_SUBJECTS = """
+INSERT INTO subscribers (subject_id, email, purposes, version, last_event_id, updated_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bigint[], $5::uuid[],
+                     $6::timestamptz[])
+ON CONFLICT (subject_id) DO UPDATE SET
+    email = EXCLUDED.email, purposes = EXCLUDED.purposes, version = EXCLUDED.version,
+    last_event_id = EXCLUDED.last_event_id, updated_at = EXCLUDED.updated_at
+"""
+_ADVANCE_OFFSETS = """
+UPDATE projector_offsets AS o SET next_offset = n.next_offset, updated_at = now()
+FROM unnest($3::int[], $4::bigint[]) AS n(partition, next_offset)
+WHERE o.projection = $1 AND o.topic = $2 AND o.partition = n.partition
+"""
+
+
+class SubscriberStore:
+    """The subscriber projection's PostgreSQL side, for one ledger topic."""
+
+    def __init__(self, pool: asyncpg.Pool[Any], topic: str) -> None:
+        self._pool = pool
+        self._topic = topic
+
+    async def claim_partitions(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Make sure each partition has an offset row; return where to resume reading."""
+        wanted = sorted(set(partitions))
+        async with self._pool.acquire() as conn:
+            await conn.execute(_CLAIM, PROJECTION, self._topic, wanted)
+            rows = await conn.fetch(
+                "SELECT partition, next_offset FROM projector_offsets"
+                " WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[])",
+                PROJECTION,
+                self._topic,
+                wanted,
+            )
+        return {row["partition"]: row["next_offset"] for row in rows}
+
+    async def apply(self, records: Sequence[LedgerRecord], ends: Mapping[int, int]) -> BatchResult:
+        """Write one batch in one transaction and move each partition's offset to ``ends``.
+
+        ``records`` are in log order per partition; ``ends`` also covers positions that carry
+        no record to fold (dead letters). Positions before a partition's stored offset were
+        applied before (a redelivery, or a second instance) and are skipped.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_CLAIM, PROJECTION, self._topic, list(ends))
+            stored = {
+                row["partition"]: row["next_offset"]
+                for row in await conn.fetch(_LOCK_OFFSETS, PROJECTION, self._topic, list(ends))
+            }
+            fresh = [r for r in records if r.offset >= stored[r.partition]]
+            new_ids = await self._insert_mirror(conn, fresh)
+            events = [r.event for r in fresh if r.event.event_id in new_ids]
+            changed = fold(events, await self._load(conn, {e.subject_id for e in events}))
+            await self._upsert(conn, changed.values())
+            advance = {p: end for p, end in ends.items() if end > stored[p]}
+            await conn.execute(
+                _ADVANCE_OFFSETS, PROJECTION, self._topic, list(advance), list(advance.values())
+            )
+        return BatchResult(
+            applied=len(events), skipped=len(records) - len(events), subjects=len(changed)
+        )
+
+    async def _insert_mirror(self, conn: Conn, records: Sequence[LedgerRecord]) -> set[UUID]:
+        if not records:
+            return set()
+        events = [r.event for r in records]
+        rows = await conn.fetch(
+            _INSERT_MIRROR,
+            self._topic,
+            [e.event_id for e in events],
+            [r.partition for r in records],
+            [r.offset for r in records],
+            [e.subject_id for e in events],
+            [e.type for e in events],
+            [e.schema_version for e in events],
+            [e.purpose for e in events],
+            [e.occurred_at for e in events],
+            [e.recorded_at for e in events],
+            [r.payload for r in records],
+        )
+        return {row["event_id"] for row in rows}
+
+    @staticmethod
+    async def _load(conn: Conn, subject_ids: set[str]) -> dict[str, SubjectState]:
+        if not subject_ids:
+            return {}
+        rows = await conn.fetch(_LOAD_SUBJECTS, list(subject_ids))
+        return {row["subject_id"]: state_from_row(row) for row in rows}
+
+    @staticmethod
+    async def _upsert(conn: Conn, states: Iterable[SubjectState]) -> None:
+        batch = list(states)
+        if not batch:
+            return
+        await conn.execute(
+            _UPSERT_SUBJECTS,
+            [s.subject_id for s in batch],
+            [s.email for s in batch],
+            [purposes_to_json(s.purposes) for s in batch],
+            [s.version for s in batch],
+            [s.last_event_id for s in batch],
+            [s.updated_at for s in batch],
+        )
+
+
+async def read_subject(pool: asyncpg.Pool[Any], subject_id: str) -> SubjectState | None:
+    """Current state of one subject, or ``None`` if no event about them was projected."""
+    row = await pool.fetchrow(_LOAD_SUBJECTS, [subject_id])
+    return state_from_row(row) if row is not None else None
+
+
+async def read_history(pool: asyncpg.Pool[Any], subject_id: str) -> list[dict[str, Any]]:
+    """Every event about one subject, in log order, as the mirror holds it."""
+    rows = await pool.fetch(
+        'SELECT partition, "offset", payload FROM ledger_events WHERE subject_id = $1'
+        ' ORDER BY partition, "offset"',
+        subject_id,
+    )
+    return [
+        {"partition": r["partition"], "offset": r["offset"], "event": r["payload"]} for r in rows
+    ]
+
+
+def replay_mirror_rows(payloads: Iterable[dict[str, Any]]) -> dict[str, SubjectState]:
+    """Fold events read back from ``ledger_events.payload`` (mirror replay)."""
+    return fold(decode_raw(p) for p in payloads)

@@ -1,0 +1,74 @@
+"""One error shape for every HTTP API: which item, which field, and why."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from events.catalog import EVENT_TYPES
+
+
+class ProblemError(Exception):
+    """Raised by a route to answer with :func:`problem`."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem(exc.status, exc.error, exc.message)
+
+
+def problem(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
+    """A JSON error body: a machine code, a sentence for people, details."""
+    return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
+
+
+def describe(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic errors as ``{item, field, reason}``, without the request-body plumbing."""
+    described = []
+    for err in errors:
+        loc = [p for p in err.get("loc", ()) if p != "body" and p not in EVENT_TYPES]
+        item = None
+        if len(loc) >= 2 and loc[0] == "events" and isinstance(loc[1], int):
+            item, loc = loc[1], loc[2:]
+        kind = err.get("type", "")
+        field = ".".join(str(p) for p in loc)
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            field = ".".join(filter(None, [field, "type"]))
+        entry: dict[str, Any] = {"field": field or None, "reason": err.get("msg", ""), "type": kind}
+        if item is not None:
+            entry = {"item": item, **entry}
+        described.append(entry)
+    return described
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = next(e for e in errors if e.get("type") == "json_invalid")
+        return problem(
+            400,
+            "malformed_json",
+            f"the request body is not valid JSON: {detail.get('ctx', {}).get('error', '')}",
+        )
+    items = describe(errors)
+    bad_items = sorted({e["item"] for e in items if "item" in e})
+    message = (
+        f"{len(bad_items)} item(s) invalid ({', '.join(map(str, bad_items))}); nothing was appended"
+        if bad_items
+        else "the request is invalid; nothing was appended"
+    )
+    return problem(422, "validation_failed", message, errors=items)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ProblemError, _on_problem)

@@ -1,0 +1,116 @@
+"""The intake HTTP API: producers submit one event or a batch."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.catalog import SubmissionIn
+from services.errors import ProblemError, problem
+from services.intake.recording import AnySubmission
+from services.intake.service import Accepted, IdempotencyConflictError, IntakeService
+from services.messaging.appender import AppendError
+
+#: Upper bound on items per batch request; larger imports are split by the producer or go
+#: through the Kafka intake topic.
+MAX_BATCH_ITEMS = 1000
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Retry with the same key and body: the same answer, nothing appended twice.",
+    ),
+]
+
+
+class BatchIn(BaseModel):
+    """A batch: every item is valid and appended, or none is."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[SubmissionIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class ReceiptOut(BaseModel):
+    event_id: str
+    type: str
+    subject_id: str
+    recorded_at: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class AcceptedOut(BaseModel):
+    events: list[ReceiptOut]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON."},
+    409: {"description": "A request with this Idempotency-Key is still in progress."},
+    413: {"description": "The body is too large."},
+    422: {"description": "Invalid items, each named with its field and reason; none appended."},
+    503: {"description": "Kafka did not acknowledge; nothing was appended. Retry."},
+}
+
+
+def intake_router(service: IntakeService) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["intake"])
+
+    async def answer(
+        submissions: list[AnySubmission], key: str | None, response: Response
+    ) -> AcceptedOut:
+        try:
+            accepted: Accepted = await service.submit(submissions, key, channel="http")
+        except IdempotencyConflictError as exc:
+            raise ProblemError(exc.status, "idempotency_conflict", str(exc)) from exc
+        except AppendError as exc:
+            message = f"{exc}; nothing was appended, retry later"
+            raise ProblemError(503, "ledger_unavailable", message) from exc
+        if accepted.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return AcceptedOut.model_validate(accepted.body)
+
+    @router.post(
+        "/events",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=AcceptedOut,
+        responses=ERRORS,
+        summary="Record one event",
+    )
+    async def post_event(
+        event: SubmissionIn, response: Response, idempotency_key: IdempotencyKey = None
+    ) -> AcceptedOut:
+        """Append one event; the answer comes after the broker acknowledged it."""
+        return await answer([event], idempotency_key, response)
+
+    @router.post(
+        "/events/batch",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=AcceptedOut,
+        responses=ERRORS,
+        summary="Record a batch of events, all or none",
+    )
+    async def post_batch(
+        batch: BatchIn, response: Response, idempotency_key: IdempotencyKey = None
+    ) -> AcceptedOut:
+        """Append up to 1000 events atomically; invalid items are all named, none appended."""
+        return await answer(list(batch.events), idempotency_key, response)
+
+    return router
+
+
+def body_limit_middleware(max_bytes: int) -> Any:
+    """Refuse bodies over ``max_bytes`` before reading them."""
+
+    async def limit(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            return problem(413, "body_too_large", f"the body exceeds {max_bytes} bytes")
+        return await call_next(request)
+
+    return limit

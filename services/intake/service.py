@@ -1,0 +1,102 @@
+"""The intake service layer: validated submissions in, acknowledged ledger positions out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from events.catalog import AnyEvent
+from events.ids import uuid7
+from services.intake.idempotency import IdempotencyStore, request_hash
+from services.intake.recording import AnySubmission, record_event, to_records
+from services.messaging.appender import Appender, Receipt
+from services.metrics import EVENTS_ACCEPTED
+
+log = logging.getLogger(__name__)
+
+
+class IdempotencyConflictError(Exception):
+    """The idempotency key cannot be used for this request now."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The answer to an accepted submission."""
+
+    body: dict[str, Any]
+    replayed: bool
+
+
+def receipt_json(event: AnyEvent, receipt: Receipt) -> dict[str, Any]:
+    return {
+        "event_id": str(event.event_id),
+        "type": event.type,
+        "subject_id": event.subject_id,
+        "recorded_at": event.recorded_at.isoformat(),
+        "topic": receipt.topic,
+        "partition": receipt.partition,
+        "offset": receipt.offset,
+    }
+
+
+class IntakeService:
+    """Appends submissions to the ledger, once per idempotency key."""
+
+    def __init__(self, appender: Appender, keys: IdempotencyStore, ledger_topic: str) -> None:
+        self._appender = appender
+        self._keys = keys
+        self._topic = ledger_topic
+
+    async def submit(
+        self, submissions: Sequence[AnySubmission], idempotency_key: str | None, channel: str
+    ) -> Accepted:
+        """Append all submissions or none; answer only after the broker acknowledged them."""
+        event_ids = [uuid7() for _ in submissions]
+        recorded_at = datetime.now(UTC)
+        if idempotency_key is not None:
+            digest = request_hash(orjson.dumps([s.model_dump(mode="json") for s in submissions]))
+            claim = await self._keys.claim(idempotency_key, digest, event_ids, recorded_at)
+            if claim.outcome == "replay":
+                assert claim.response is not None
+                return Accepted(claim.response, replayed=True)
+            if claim.outcome == "mismatch":
+                raise IdempotencyConflictError(
+                    422, "Idempotency-Key was already used for a different request body"
+                )
+            if claim.outcome == "in_progress":
+                raise IdempotencyConflictError(
+                    409, "a request with this Idempotency-Key is still in progress; retry later"
+                )
+            event_ids, recorded_at = claim.event_ids, claim.recorded_at or recorded_at
+        events = [
+            record_event(s, i, recorded_at) for s, i in zip(submissions, event_ids, strict=True)
+        ]
+        try:
+            receipts = await self._appender.append(to_records(events, self._topic))
+        except BaseException:
+            if idempotency_key is not None:
+                await self._keys.release(idempotency_key)
+            raise
+        body = {"events": [receipt_json(e, r) for e, r in zip(events, receipts, strict=True)]}
+        if idempotency_key is not None:
+            await self._keys.complete(idempotency_key, body)
+        for event in events:
+            EVENTS_ACCEPTED.labels(event.type, channel).inc()
+        log.info(
+            "events appended",
+            extra={
+                "channel": channel,
+                "subject_ids": sorted({e.subject_id for e in events}),
+                "event_ids": [str(e.event_id) for e in events],
+            },
+        )
+        return Accepted(body, replayed=False)

@@ -1,0 +1,203 @@
+"""The real stack for integration tests: one Kafka broker and one PostgreSQL per test session.
+
+Each test gets a namespace of its own: fresh topics and a fresh database, so tests never see
+each other's events. Services run in-process on real sockets (uvicorn), or as child processes
+where a test must kill one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import FastAPI
+
+from projections.db import create_pool
+from projections.migrations import apply
+from services import stack
+from services.config import Settings
+from services.stack.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+async def stack_settings() -> AsyncIterator[Settings]:
+    """Start (or reuse) the test stack in ``.stack/test``; stop it after the session."""
+    settings = stack.isolated_settings(Settings(), "test")
+    reused = stack.status(settings) is not None
+    await stack.up(settings)
+    yield settings
+    if not reused or os.environ.get("CI"):
+        stack.down(settings)
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def _with_database(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+async def settings(stack_settings: Settings) -> Settings:
+    """Settings of a fresh namespace: topics and a database no other test uses."""
+    tag = uuid.uuid4().hex[:10]
+    db = f"t_{tag}"
+    await _create_database(stack_settings.database_url, db)
+    ns = stack_settings.model_copy(
+        update={
+            "database_url": _with_database(stack_settings.database_url, db),
+            "ledger_topic": f"ledger-{tag}",
+            "intake_topic": f"intake-{tag}",
+            "dead_letter_topic": f"deadletter-{tag}",
+            "projector_group": f"projector-{tag}",
+            "intake_group": f"intake-{tag}",
+            "intake_port": free_port(),
+            "projector_port": free_port(),
+            "produce_timeout_s": 5.0,
+        }
+    )
+    await stack.ensure_topics(ns)
+    await apply(ns.database_url)
+    return ns
+
+
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI, port: int) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an ASGI app on a real socket in this event loop; yield a client for it."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server exited before it started")
+        await asyncio.sleep(0.05)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def intake(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    from services.intake.main import create_app
+
+    async with serve(create_app(settings), settings.intake_port) as client:
+        yield client
+
+
+@pytest.fixture
+async def projector(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    from services.projector.main import create_app
+
+    async with serve(create_app(settings), settings.projector_port) as client:
+        yield client
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool[Any]]:
+    db = await create_pool(settings.database_url)
+    yield db
+    await db.close()
+
+
+def spawn_projector(settings: Settings) -> subprocess.Popen[bytes]:
+    """The projector as a child process, so that a test can SIGKILL it."""
+    env = {**os.environ, **settings.to_env(), "CONSENT_LEDGER_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "projector"], env=env)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 60.0) -> None:
+    """Wait until ``check`` holds; fail with a timeout otherwise (no timing is asserted)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.1)
+
+
+async def projected_count(pool: asyncpg.Pool[Any]) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM ledger_events")
+    return count
+
+
+async def wait_projected(pool: asyncpg.Pool[Any], expected: int, within: float = 60) -> None:
+    async def done() -> bool:
+        return await projected_count(pool) >= expected
+
+    await eventually(done, within)
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+async def read_topic(settings: Settings, topic: str) -> list[TopicRecord]:
+    """Every committed record of a topic, from the start to its current end."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[TopicRecord] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(
+                    TopicRecord(r.partition, r.offset, r.key, r.value, dict(r.headers))
+                    for r in records
+                )
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def dump_tables(pool: asyncpg.Pool[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """Full contents of the projection tables, in a stable order, for equality checks."""
+    return {
+        "subscribers": [
+            tuple(r) for r in await pool.fetch("SELECT * FROM subscribers ORDER BY subject_id")
+        ],
+        "ledger_events": [
+            tuple(r) for r in await pool.fetch("SELECT * FROM ledger_events ORDER BY event_id")
+        ],
+    }

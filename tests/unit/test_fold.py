@@ -1,0 +1,80 @@
+"""The pure fold: ordering rules, and equality of every way to apply it (property tests)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from events.catalog import AnyEvent
+from events.codec import decode, encode
+from projections.rows import purposes_from_json, purposes_to_json
+from projections.state import SubjectState, evolve, fold
+from tests.samples import given_event, withdrawn_event
+from tests.strategies import consent_log
+
+
+def one_by_one(events: list[AnyEvent]) -> dict[str, SubjectState]:
+    states: dict[str, SubjectState] = {}
+    for event in events:
+        states[event.subject_id] = evolve(states.get(event.subject_id), event)
+    return states
+
+
+@given(consent_log(), st.integers(1, 10))
+def test_batches_of_any_size_give_the_same_state(events: list[AnyEvent], size: int) -> None:
+    states: dict[str, SubjectState] = {}
+    for start in range(0, len(events), size):
+        states.update(fold(events[start : start + size], states))
+    assert states == one_by_one(events)
+
+
+@given(consent_log())
+def test_replaying_the_encoded_log_gives_the_same_state(events: list[AnyEvent]) -> None:
+    replayed = [decode(encode(event)) for event in events]
+    assert replayed == events
+    assert fold(replayed) == one_by_one(events)
+
+
+@given(consent_log())
+def test_state_survives_the_row_mapping(events: list[AnyEvent]) -> None:
+    for state in fold(events).values():
+        assert purposes_from_json(purposes_to_json(state.purposes)) == state.purposes
+
+
+@given(consent_log())
+def test_version_counts_events_and_last_event_is_the_last_folded(events: list[AnyEvent]) -> None:
+    states = fold(events)
+    for subject_id, state in states.items():
+        mine = [e for e in events if e.subject_id == subject_id]
+        assert state.version == len(mine)
+        assert state.last_event_id == mine[-1].event_id
+
+
+@given(st.integers(0, 600), st.integers(0, 600))
+def test_the_purpose_follows_the_event_that_occurred_last(
+    consent_at: int, withdraw_at: int
+) -> None:
+    consent, withdrawal = given_event(minutes=consent_at), withdrawn_event(minutes=withdraw_at)
+    for log in ([consent, withdrawal], [withdrawal, consent]):
+        state = fold(log)["crm-1"]
+        later = log[-1] if log[-1].occurred_at >= log[0].occurred_at else log[0]
+        expected = "given" if later is consent else "withdrawn"
+        assert state.purposes["newsletter"].status == expected
+        assert state.purposes["newsletter"].event_id == later.event_id
+        assert state.version == 2
+        assert state.last_event_id == log[-1].event_id
+
+
+def test_a_withdrawal_after_a_consent_wins_and_keeps_the_notice() -> None:
+    state = fold([given_event(minutes=0), withdrawn_event(minutes=5)])["crm-1"]
+    newsletter = state.purposes["newsletter"]
+    assert newsletter.status == "withdrawn"
+    assert newsletter.notice_version == "2022-02-22"
+    assert state.email == "crm-1@example.com"
+
+
+def test_an_event_about_another_subject_is_refused() -> None:
+    state = fold([given_event("crm-1")])["crm-1"]
+    with pytest.raises(ValueError, match="not about subject crm-1"):
+        evolve(state, given_event("crm-2"))
