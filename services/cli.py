@@ -82,7 +82,14 @@ def _serve(name: str, settings: Settings) -> int:
         from services.projector.main import create_app
 
         host, port = settings.projector_host, settings.projector_port
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+    async def serve() -> None:  # the app is built inside the loop its connections belong to
+        config = uvicorn.Config(
+            create_app(settings), host=host, port=port, log_config=None, access_log=False
+        )
+        await uvicorn.Server(config).serve()
+
+    asyncio.run(serve())
     return 0
 
 

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +25,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
+from events.catalog import AnyEvent
 from projections.db import create_pool
 from projections.migrations import apply
 from services import stack
 from services.config import Settings
+from services.intake.recording import to_records
+from services.messaging.appender import Appender
 from services.stack.ports import free_port
+from tests.samples import given_event, withdrawn_event
 
 pytestmark = pytest.mark.integration
 
@@ -57,28 +61,35 @@ def _with_database(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
-@pytest.fixture
-async def settings(stack_settings: Settings) -> Settings:
-    """Settings of a fresh namespace: topics and a database no other test uses."""
+async def namespace(base: Settings, *, share_topics: bool = False) -> Settings:
+    """Settings with a database (and, unless shared, topics) that no other test uses."""
     tag = uuid.uuid4().hex[:10]
     db = f"t_{tag}"
-    await _create_database(stack_settings.database_url, db)
-    ns = stack_settings.model_copy(
-        update={
-            "database_url": _with_database(stack_settings.database_url, db),
+    await _create_database(base.database_url, db)
+    update: dict[str, Any] = {
+        "database_url": _with_database(base.database_url, db),
+        "projector_group": f"projector-{tag}",
+        "intake_port": free_port(),
+        "projector_port": free_port(),
+        "produce_timeout_s": 5.0,
+    }
+    if not share_topics:
+        update |= {
             "ledger_topic": f"ledger-{tag}",
             "intake_topic": f"intake-{tag}",
             "dead_letter_topic": f"deadletter-{tag}",
-            "projector_group": f"projector-{tag}",
             "intake_group": f"intake-{tag}",
-            "intake_port": free_port(),
-            "projector_port": free_port(),
-            "produce_timeout_s": 5.0,
         }
-    )
+    ns = base.model_copy(update=update)
     await stack.ensure_topics(ns)
     await apply(ns.database_url)
     return ns
+
+
+@pytest.fixture
+async def settings(stack_settings: Settings) -> Settings:
+    """Settings of a fresh namespace: topics and a database no other test uses."""
+    return await namespace(stack_settings)
 
 
 @contextlib.asynccontextmanager
@@ -201,3 +212,26 @@ async def dump_tables(pool: asyncpg.Pool[Any]) -> dict[str, list[tuple[Any, ...]
             tuple(r) for r in await pool.fetch("SELECT * FROM ledger_events ORDER BY event_id")
         ],
     }
+
+
+async def append_events(settings: Settings, events: Sequence[AnyEvent], chunk: int = 5000) -> None:
+    """Append events to the ledger topic as intake would, in large transactions."""
+    appender = Appender(settings.kafka_bootstrap, f"test-{uuid.uuid4().hex}")
+    await appender.start()
+    try:
+        for start in range(0, len(events), chunk):
+            records = to_records(events[start : start + chunk], settings.ledger_topic)
+            await appender.append(records)
+    finally:
+        await appender.stop()
+
+
+def consent_stream(subjects: int, events_per_subject: int) -> list[AnyEvent]:
+    """A deterministic stream: each subject alternates consent and withdrawal."""
+    out: list[AnyEvent] = []
+    for step in range(events_per_subject):
+        for n in range(subjects):
+            subject = f"s-{n:05d}"
+            sample = given_event if step % 2 == 0 else withdrawn_event
+            out.append(sample(subject, minutes=step))
+    return out
