@@ -1,0 +1,86 @@
+"""The command line as users run it, and what the services write to their logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.config import Settings
+from services.runner import Service, wait_ready
+from tests.samples import given_json
+
+pytestmark = pytest.mark.integration
+
+CLI = [sys.executable, "-m", "services.cli"]
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings.to_env()}
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_stack_status_names_kafka_and_the_database(stack_settings: Settings) -> None:
+    done = run_cli(stack_settings, "stack", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["kafka_bootstrap"] == stack_settings.kafka_bootstrap
+    assert status["database_url"] == stack_settings.database_url
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        (),
+        ("stack",),
+        ("stack", "up"),
+        ("stack", "down"),
+        ("stack", "status"),
+        ("run",),
+        ("intake",),
+        ("projector",),
+        ("migrate",),
+        ("topics", "create"),
+        ("schemas", "export"),
+    ],
+)
+def test_every_command_has_help(stack_settings: Settings, command: tuple[str, ...]) -> None:
+    done = run_cli(stack_settings, *command, "--help")
+    assert done.returncode == 0, done.stderr
+    assert "usage: consent-ledger" in done.stdout
+
+
+def test_migrate_and_topics_create_are_idempotent(settings: Settings) -> None:
+    migrated = run_cli(settings, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "up to date" in migrated.stdout
+    topics = run_cli(settings, "topics", "create")
+    assert topics.returncode == 0, topics.stderr
+    assert settings.ledger_topic in topics.stdout
+
+
+def test_logs_are_json_lines_with_subject_ids_and_no_email(
+    settings: Settings, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "intake.log"
+    env = {**os.environ, **settings.to_env()}
+    with log_file.open("wb") as log:
+        process = subprocess.Popen([*CLI, "intake"], env=env, stdout=log, stderr=log)
+        try:
+            wait_ready(Service("intake", settings.intake_host, settings.intake_port), process)
+            body = given_json("crm-logged", personal={"email": "secret.person@example.com"})
+            answer = httpx.post(f"http://127.0.0.1:{settings.intake_port}/v1/events", json=body)
+            assert answer.status_code == 202
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    appended = [line for line in lines if line["message"] == "events appended"]
+    assert appended, lines
+    assert appended[0]["subject_ids"] == ["crm-logged"]
+    assert "secret.person" not in log_file.read_text()

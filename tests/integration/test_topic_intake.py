@@ -1,0 +1,101 @@
+"""Producers over Kafka: valid items reach the ledger, poison goes to the dead-letter topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from events.codec import decode
+from services.config import Settings
+from services.intake.main import create_app
+from tests.integration.conftest import eventually, read_topic, serve
+from tests.samples import given_json, withdrawn_json
+
+pytestmark = pytest.mark.integration
+
+
+async def produce(settings: Settings, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:  # one key: the intake topic keeps them in this order
+            await producer.send_and_wait(settings.intake_topic, value, key=b"crm")
+    finally:
+        await producer.stop()
+
+
+def as_bytes(body: dict[str, Any]) -> bytes:
+    return orjson.dumps(body)
+
+
+async def test_poison_goes_to_the_dead_letter_topic_and_intake_goes_on(
+    settings: Settings, intake: httpx.AsyncClient
+) -> None:
+    await produce(
+        settings,
+        [
+            as_bytes(given_json("crm-1")),
+            b"{not json at all",
+            as_bytes({**given_json("crm-2"), "type": "consent.teleported"}),
+            as_bytes({**given_json("crm-3"), "occurred_at": "2024-02-30T00:00:00Z"}),
+            as_bytes(withdrawn_json("crm-1")),
+        ],
+    )
+
+    async def arrived() -> bool:
+        return len(await read_topic(settings, settings.dead_letter_topic)) >= 3
+
+    await eventually(arrived)
+    ledger = [decode(r.value) for r in await read_topic(settings, settings.ledger_topic)]
+    assert [(e.type, e.subject_id) for e in ledger] == [
+        ("consent.given", "crm-1"),
+        ("consent.withdrawn", "crm-1"),
+    ]
+
+    dead = await read_topic(settings, settings.dead_letter_topic)
+    assert [r.headers["x-origin-offset"] for r in dead] == [b"1", b"2", b"3"]
+    assert {r.headers["x-origin-topic"] for r in dead} == {settings.intake_topic.encode()}
+    assert [r.headers["x-error-reason"] for r in dead] == [
+        b"malformed_json",
+        b"validation_failed",
+        b"validation_failed",
+    ]
+    assert b"type" in dead[1].headers["x-error-detail"]
+    assert b"occurred_at" in dead[2].headers["x-error-detail"]
+    assert dead[0].value == b"{not json at all"
+
+    # Intake keeps running after poison, and did not append anything twice.
+    await produce(settings, [as_bytes(given_json("crm-4"))])
+
+    async def next_one_arrived() -> bool:
+        return len(await read_topic(settings, settings.ledger_topic)) == 3
+
+    await eventually(next_one_arrived)
+    metrics = (await intake.get("/metrics")).text
+    assert 'consent_ledger_events_rejected_total{channel="kafka",reason="malformed_json"' in metrics
+
+
+async def test_a_restarted_intake_resumes_after_what_it_committed(settings: Settings) -> None:
+    async with serve(create_app(settings), settings.intake_port):
+        await produce(settings, [as_bytes(given_json(f"crm-{i}")) for i in range(30)])
+
+        async def all_appended() -> bool:
+            return len(await read_topic(settings, settings.ledger_topic)) == 30
+
+        await eventually(all_appended)
+    async with serve(create_app(settings), settings.intake_port):
+        await produce(settings, [as_bytes(given_json("crm-last"))])
+
+        async def one_more() -> bool:
+            return len(await read_topic(settings, settings.ledger_topic)) >= 31
+
+        await eventually(one_more)
+    subjects = [
+        decode(r.value).subject_id for r in await read_topic(settings, settings.ledger_topic)
+    ]
+    assert len(subjects) == 31
+    assert sorted(subjects) == sorted([f"crm-{i}" for i in range(30)] + ["crm-last"])
