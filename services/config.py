@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONSENT_LEDGER_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int | None = Field(
+        default=None, description="The local broker's KRaft controller port; default: port + 1."
+    )
     database_url: str = "postgresql://consent@127.0.0.1:5432/consent_ledger"
 
     ledger_topic: str = "consent.ledger.v1"

@@ -56,7 +56,8 @@ def test_the_purpose_follows_the_event_that_occurred_last(
     consent_at: int, withdraw_at: int
 ) -> None:
     consent, withdrawal = given_event(minutes=consent_at), withdrawn_event(minutes=withdraw_at)
-    for log in ([consent, withdrawal], [withdrawal, consent]):
+    logs: list[list[AnyEvent]] = [[consent, withdrawal], [withdrawal, consent]]
+    for log in logs:
         state = fold(log)["crm-1"]
         later = log[-1] if log[-1].occurred_at >= log[0].occurred_at else log[0]
         expected = "given" if later is consent else "withdrawn"
