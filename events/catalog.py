@@ -44,9 +44,7 @@ class ConsentGivenData(Strict):
 class ConsentWithdrawnData(Strict):
     """How the person withdrew (Art. 7(3): as easy as giving)."""
 
-    channel: Literal[
-        "unsubscribe_link", "web_form", "email", "letter", "phone", "in_person", "api"
-    ]
+    channel: Literal["unsubscribe_link", "web_form", "email", "letter", "phone", "in_person", "api"]
 
 
 class ConsentGivenBody(Strict):

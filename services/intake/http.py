@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response, status
@@ -39,7 +40,7 @@ class ReceiptOut(BaseModel):
     event_id: str
     type: str
     subject_id: str
-    recorded_at: str
+    recorded_at: datetime
     topic: str
     partition: int
     offset: int

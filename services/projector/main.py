@@ -92,5 +92,3 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(subjects_router(pool))
     app.include_router(ops_router(readiness))
     return app
-
-
