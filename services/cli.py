@@ -15,8 +15,13 @@ from services.config import ROOT, Settings
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _database_url_given(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "database_url", None)) or "CONSENT_LEDGER_DATABASE_URL" in os.environ
+def _database_url_given(args: argparse.Namespace, settings: Settings) -> bool:
+    """Whether to use an existing PostgreSQL rather than start the stack's own."""
+    if getattr(args, "database_url", None):
+        return True
+    if settings.stack_postgres is not None:
+        return not settings.stack_postgres
+    return "CONSENT_LEDGER_DATABASE_URL" in os.environ
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -29,7 +34,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
     from services import stack
 
-    given = _database_url_given(args)
+    given = _database_url_given(args, settings)
     if args.detach:
         info = asyncio.run(stack.up(settings, database_url_given=given))
         print(json.dumps(info.to_json(), indent=2))
@@ -64,7 +69,7 @@ def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from services.runner import run
 
-    asyncio.run(run(settings, _database_url_given(args)))
+    asyncio.run(run(settings, _database_url_given(args, settings)))
     return 0
 
 

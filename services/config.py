@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     produce_timeout_s: float = Field(default=10.0, gt=0)
 
     stack_dir: Path = ROOT / ".stack"
+    cache_dir: Path = Field(
+        default=ROOT / ".stack" / "cache", description="Downloads shared by every stack (jars)."
+    )
+    stack_postgres: bool | None = Field(
+        default=None,
+        description="Start the stack's own PostgreSQL; default: only when no database URL is set.",
+    )
     kafka_version: str = "4.1.1"
     log_level: str = "INFO"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -49,26 +49,36 @@ def describe(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return described
 
 
-async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        detail = next(e for e in errors if e.get("type") == "json_invalid")
-        return problem(
-            400,
-            "malformed_json",
-            f"the request body is not valid JSON: {detail.get('ctx', {}).get('error', '')}",
+#: Called with the request body (if it parsed) and the described errors of a refused request.
+RejectionHook = Callable[[Any, list[dict[str, Any]]], None]
+
+
+def _validation_handler(on_rejected: RejectionHook | None) -> Any:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        malformed = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if malformed is not None:
+            if on_rejected is not None:
+                on_rejected(None, [{"field": None, "type": "malformed_json"}])
+            reason = malformed.get("ctx", {}).get("error", "")
+            return problem(400, "malformed_json", f"the request body is not valid JSON: {reason}")
+        items = describe(errors)
+        if on_rejected is not None:
+            on_rejected(exc.body, items)
+        bad_items = sorted({e["item"] for e in items if "item" in e})
+        message = (
+            f"{len(bad_items)} item(s) invalid ({', '.join(map(str, bad_items))}); "
+            "nothing was accepted"
+            if bad_items
+            else "the request is invalid; nothing was accepted"
         )
-    items = describe(errors)
-    bad_items = sorted({e["item"] for e in items if "item" in e})
-    message = (
-        f"{len(bad_items)} item(s) invalid ({', '.join(map(str, bad_items))}); nothing was appended"
-        if bad_items
-        else "the request is invalid; nothing was appended"
-    )
-    return problem(422, "validation_failed", message, errors=items)
+        return problem(422, "validation_failed", message, errors=items)
+
+    return handle
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
+def install_error_handlers(app: FastAPI, on_rejected: RejectionHook | None = None) -> None:
+    """Answer validation errors and :class:`ProblemError` in the shared shape."""
+    app.add_exception_handler(RequestValidationError, _validation_handler(on_rejected))
     app.add_exception_handler(ProblemError, _on_problem)

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.catalog import SubmissionIn
+from events.catalog import EVENT_TYPES, SubmissionIn
 from services.errors import ProblemError, problem
 from services.intake.recording import AnySubmission
 from services.intake.service import Accepted, IdempotencyConflictError, IntakeService
 from services.messaging.appender import AppendError
+from services.metrics import EVENTS_REJECTED
 
 #: Upper bound on items per batch request; larger imports are split by the producer or go
 #: through the Kafka intake topic.
@@ -115,3 +116,14 @@ def body_limit_middleware(max_bytes: int) -> Any:
         return await call_next(request)
 
     return limit
+
+
+def count_rejections(body: Any, errors: list[dict[str, Any]]) -> None:
+    """Count each refused item by its event type (as sent) and the kind of error."""
+    items = body.get("events") if isinstance(body, dict) and "events" in body else [body]
+    for error in errors:
+        index = error.get("item", 0)
+        sent = items[index] if isinstance(items, list) and index < len(items) else None
+        kind = sent.get("type") if isinstance(sent, dict) else None
+        event_type = kind if isinstance(kind, str) and kind in EVENT_TYPES else "unknown"
+        EVENTS_REJECTED.labels(event_type, error["type"], "http").inc()

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from projections.db import create_pool
 from services.config import Settings
 from services.errors import install_error_handlers
-from services.intake.http import body_limit_middleware, intake_router
+from services.intake.http import body_limit_middleware, count_rejections, intake_router
 from services.intake.idempotency import IdempotencyStore
 from services.intake.service import IntakeService
 from services.intake.topic_intake import TopicIntake
@@ -60,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.middleware("http")(body_limit_middleware(MAX_BODY_BYTES))
-    install_error_handlers(app)
+    install_error_handlers(app, on_rejected=count_rejections)
     app.include_router(intake_router(service))
     app.include_router(ops_router(readiness))
     return app

@@ -48,21 +48,18 @@ def render_pom(kafka_version: str) -> str:
     )
 
 
-def cache_dir(stack_dir: Path, kafka_version: str) -> Path:
-    """`<stack_dir>/cache/kafka-<version>`: the pom, the Maven log, libs/ and the marker."""
-    return stack_dir / "cache" / f"kafka-{kafka_version}"
+def cache_dir(cache_root: Path, kafka_version: str) -> Path:
+    """`<cache_root>/kafka-<version>`: the pom, the Maven log, libs/ and the marker.
 
-
-def cached_libs(stack_dir: Path, kafka_version: str) -> Path | None:
-    """A complete libs folder for this version, in this stack dir or the one it is nested in.
-
-    Nested stacks (the test suite's `<stack_dir>/test`) reuse the main stack's download.
+    Every stack of a checkout (``make run``'s, the test suite's) shares one cache root.
     """
-    for root in (stack_dir, stack_dir.parent):
-        folder = cache_dir(root, kafka_version)
-        if (folder / MARKER).is_file():
-            return folder / "libs"
-    return None
+    return cache_root / f"kafka-{kafka_version}"
+
+
+def cached_libs(cache_root: Path, kafka_version: str) -> Path | None:
+    """The libs folder for this version, if a fetch into it completed."""
+    folder = cache_dir(cache_root, kafka_version)
+    return folder / "libs" if (folder / MARKER).is_file() else None
 
 
 def kafka_home_classpath() -> str | None:
@@ -79,19 +76,19 @@ def kafka_home_classpath() -> str | None:
 
 
 async def broker_classpath(
-    stack_dir: Path, kafka_version: str, progress: Callable[[str], None]
+    cache_root: Path, kafka_version: str, progress: Callable[[str], None]
 ) -> str:
     """The java -cp value for the broker, downloading the jars on the first run only."""
     from_home = kafka_home_classpath()
     if from_home is not None:
         return from_home
-    libs = cached_libs(stack_dir, kafka_version)
+    libs = cached_libs(cache_root, kafka_version)
     if libs is None:
-        folder = cache_dir(stack_dir, kafka_version)
+        folder = cache_dir(cache_root, kafka_version)
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "fetch.lock").open("a") as lock:  # two first `up`s must not fetch at once
             await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
-            libs = cached_libs(stack_dir, kafka_version) or await fetch(
+            libs = cached_libs(cache_root, kafka_version) or await fetch(
                 folder, kafka_version, progress
             )
     return f"{libs}/*"

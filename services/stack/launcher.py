@@ -89,7 +89,7 @@ async def _launch_kafka(settings: Settings, progress: Progress) -> tuple[Process
     require_free(port, "the Kafka broker", "CONSENT_LEDGER_KAFKA_BOOTSTRAP")
     require_free(cport, "the Kafka controller", "CONSENT_LEDGER_KAFKA_BOOTSTRAP (its port + 1)")
     java = require_java()
-    classpath = await broker_classpath(settings.stack_dir, settings.kafka_version, progress)
+    classpath = await broker_classpath(settings.cache_dir, settings.kafka_version, progress)
     paths = kafka.kafka_paths(settings.stack_dir)
     cluster_id = kafka.write_config(paths, port=port, controller_port=cport)
     if await kafka.format_storage(java, classpath, paths, cluster_id):

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from services.config import Settings
 from services.runner import Service, wait_ready
+from services.stack import isolated_settings
+from services.stack.state import load_state
+from tests.integration.conftest import wait_projected
 from tests.samples import given_json
 
 pytestmark = pytest.mark.integration
@@ -84,3 +92,50 @@ def test_logs_are_json_lines_with_subject_ids_and_no_email(
     assert appended, lines
     assert appended[0]["subject_ids"] == ["crm-logged"]
     assert "secret.person" not in log_file.read_text()
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+async def test_the_readme_curl_examples_work(
+    intake: httpx.AsyncClient, projector: httpx.AsyncClient, pool: asyncpg.Pool[Any]
+) -> None:
+    bodies = [json.loads(b) for b in re.findall(r"-d '(\{.*?\})'", README.read_text(), re.S)]
+    assert [b["type"] for b in bodies] == ["consent.given", "consent.withdrawn"]
+    for body in bodies:
+        answer = await intake.post("/v1/events", json=body)
+        assert answer.status_code == 202, answer.text
+    await wait_projected(pool, 2)
+    state = (await projector.get(f"/v1/subjects/{bodies[0]['subject_id']}")).json()
+    assert state["email"] == bodies[0]["personal"]["email"]
+    assert state["purposes"]["newsletter"]["status"] == "withdrawn"
+
+
+def test_run_starts_everything_prints_where_and_stops_clean_on_ctrl_c(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
+    own = isolated_settings(Settings(), "test-run")
+    output = tmp_path / "run.out"
+    env = {**os.environ, **own.to_env(), "CONSENT_LEDGER_STACK_POSTGRES": "true"}
+    with output.open("wb") as out:
+        process = subprocess.Popen([*CLI, "run"], env=env, stdout=out, stderr=out)
+        try:
+            deadline = time.monotonic() + 180
+            while "Press Ctrl-C" not in output.read_text():
+                assert process.poll() is None, output.read_text()
+                assert time.monotonic() < deadline, output.read_text()
+                time.sleep(0.2)
+            printed = output.read_text()
+            assert f"http://127.0.0.1:{own.intake_port}/docs" in printed
+            assert own.kafka_bootstrap in printed
+            status = json.loads(run_cli(own, "stack", "status", "--json").stdout)
+            assert set(status["services"]) == {"intake", "projector"}
+            state = load_state(own.stack_dir)
+            assert state is not None
+            started = [state.kafka, state.postgres, *state.services.values()]
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=120)
+    assert process.returncode == 0, output.read_text()
+    assert not [entry for entry in started if entry is not None and entry.alive()]
+    assert run_cli(own, "stack", "status").returncode == 1

@@ -186,7 +186,7 @@ async def test_malformed_json_and_oversized_batches_are_refused(
 
 
 async def test_operations_endpoints(
-    intake: httpx.AsyncClient, projector: httpx.AsyncClient
+    intake: httpx.AsyncClient, projector: httpx.AsyncClient, pool: asyncpg.Pool[Any]
 ) -> None:
     for service in (intake, projector):
         assert (await service.get("/healthz")).json() == {"status": "ok"}
@@ -195,7 +195,19 @@ async def test_operations_endpoints(
         assert ready.json()["checks"] == {"kafka": "ok", "postgres": "ok"}
     await intake.post("/v1/events", json=given_json("crm-m"))
     await intake.post("/v1/events", json=_bad(type="nope"))
+    await intake.post("/v1/events", json=_without("source"))
     metrics = (await intake.get("/metrics")).text
     assert 'consent_ledger_events_accepted_total{channel="http",type="consent.given"}' in metrics
+    assert (
+        'consent_ledger_events_rejected_total{channel="http",reason="union_tag_invalid",'
+        'type="unknown"}' in metrics
+    )
+    assert (
+        'consent_ledger_events_rejected_total{channel="http",reason="missing",'
+        'type="consent.given"}' in metrics
+    )
+    await wait_projected(pool, 1)
+    projector_metrics = (await projector.get("/metrics")).text
+    assert 'consent_ledger_projection_lag{partition="' in projector_metrics
     openapi = (await intake.get("/openapi.json")).json()
     assert {"/v1/events", "/v1/events/batch"} <= set(openapi["paths"])
