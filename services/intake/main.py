@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from projections.db import create_pool
+from services.app import service_app
 from services.config import Settings
-from services.errors import install_error_handlers
 from services.intake.http import body_limit_middleware, count_rejections, intake_router
 from services.intake.idempotency import IdempotencyStore
 from services.intake.service import IntakeService
 from services.intake.topic_intake import TopicIntake
 from services.messaging.appender import Appender
-from services.ops import Readiness, ops_router
+from services.ops import Readiness
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -36,31 +34,16 @@ def create_app(settings: Settings) -> FastAPI:
     appender = Appender(
         settings.kafka_bootstrap, transactional_id(settings), timeout_s=settings.produce_timeout_s
     )
-    topic_intake = TopicIntake(settings, appender)
-    readiness = Readiness(settings.kafka_bootstrap, pool)
     service = IntakeService(appender, IdempotencyStore(pool), settings.ledger_topic)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await pool
-        await appender.start()
-        await topic_intake.start()
-        try:
-            yield
-        finally:
-            await topic_intake.stop()
-            await appender.stop()
-            await readiness.close()
-            await pool.close()
-
-    app = FastAPI(
+    app = service_app(
         title="consent-ledger intake",
-        version="1",
         description="Record consent events; every answer comes after Kafka acknowledged them.",
-        lifespan=lifespan,
+        pool=pool,
+        readiness=Readiness(settings.kafka_bootstrap, pool),
+        components=[appender, TopicIntake(settings, appender)],
+        routers=[intake_router(service)],
+        on_rejected=count_rejections,
     )
     app.middleware("http")(body_limit_middleware(MAX_BODY_BYTES))
-    install_error_handlers(app, on_rejected=count_rejections)
-    app.include_router(intake_router(service))
-    app.include_router(ops_router(readiness))
     return app

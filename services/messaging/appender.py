@@ -154,6 +154,9 @@ class Appender:
                 acks="all",
                 linger_ms=2,
                 request_timeout_ms=int(self._timeout_s * 1000),
+                # A transaction left open by a crashed process holds back read_committed
+                # readers until the broker aborts it: keep that short.
+                transaction_timeout_ms=int(self._timeout_s * 2000),
             )
             try:
                 await producer.start()

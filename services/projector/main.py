@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -17,10 +15,10 @@ from faststream.kafka.annotations import Consumer, KafkaMessage
 from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
 from projections.store import SubscriberStore
+from services.app import service_app
 from services.config import Settings
-from services.errors import install_error_handlers
 from services.messaging.appender import Appender
-from services.ops import Readiness, ops_router
+from services.ops import Readiness
 from services.projector.consumer import Projector, SeekToStoredOffsets
 from services.projector.http import subjects_router
 
@@ -65,30 +63,13 @@ def create_app(settings: Settings) -> FastAPI:
         timeout_s=settings.produce_timeout_s,
     )
     projector = Projector(store, dead_letters, settings.dead_letter_topic)
-    broker = build_broker(settings, projector, store)
-    readiness = Readiness(settings.kafka_bootstrap, pool)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await apply_migrations(settings.database_url)
-        await pool
-        await dead_letters.start()
-        await broker.start()
-        try:
-            yield
-        finally:
-            await broker.stop()
-            await dead_letters.stop()
-            await readiness.close()
-            await pool.close()
-
-    app = FastAPI(
+    return service_app(
         title="consent-ledger projector",
-        version="1",
         description="Current state and history of data subjects, folded from the ledger.",
-        lifespan=lifespan,
+        pool=pool,
+        readiness=Readiness(settings.kafka_bootstrap, pool),
+        components=[dead_letters, build_broker(settings, projector, store)],
+        routers=[subjects_router(pool)],
+        before_start=lambda: apply_migrations(settings.database_url),
     )
-    install_error_handlers(app)
-    app.include_router(subjects_router(pool))
-    app.include_router(ops_router(readiness))
-    return app
