@@ -1,94 +1,116 @@
-"""The event types: one model per type, and the discriminated unions over them.
+"""The catalogue of event types: the discriminated unions and the registries by type tag.
 
-Each type is written once as a *body* (its ``type`` tag, purpose and data) and combined with
-:class:`~events.envelope.Submission` for what producers send and with
+Each type is written once as a *body* (its ``type`` tag, purpose and data) in its domain
+module and combined with :class:`~events.envelope.Submission` for what producers send and with
 :class:`~events.envelope.Envelope` for what the ledger stores.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, get_args
 
-from pydantic import AnyHttpUrl, Field, StringConstraints, TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from events.envelope import Envelope, PurposeId, Strict, Submission, UtcDatetime
+from events.consent import (
+    ConsentConfirmed,
+    ConsentConfirmedIn,
+    ConsentExpired,
+    ConsentExpiredIn,
+    ConsentGiven,
+    ConsentGivenIn,
+    ConsentRequested,
+    ConsentRequestedIn,
+    ConsentWithdrawn,
+    ConsentWithdrawnIn,
+    ObjectionReceived,
+    ObjectionReceivedIn,
+)
+from events.envelope import Envelope, Submission
+from events.requests import (
+    IdentityVerified,
+    IdentityVerifiedIn,
+    RecipientNotified,
+    RecipientNotifiedIn,
+    RequestExtended,
+    RequestExtendedIn,
+    RequestFulfilled,
+    RequestFulfilledIn,
+    RequestReceived,
+    RequestReceivedIn,
+    RequestRejected,
+    RequestRejectedIn,
+)
+from events.subject import (
+    Erased,
+    ErasedIn,
+    Exported,
+    ExportedIn,
+    Rectified,
+    RectifiedIn,
+    RestrictionApplied,
+    RestrictionAppliedIn,
+    RestrictionLifted,
+    RestrictionLiftedIn,
+)
 
-LegalBasis = Literal["consent", "legitimate_interest"]
-Language = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"),
-    Field(description="BCP 47 language tag of the notice shown.", examples=["fi", "en"]),
-]
-NoticeVersion = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
-    Field(description="Version of the privacy notice the person saw.", examples=["2022-02-22"]),
-]
+AnyEvent = (
+    ConsentRequested
+    | ConsentConfirmed
+    | ConsentGiven
+    | ConsentWithdrawn
+    | ConsentExpired
+    | ObjectionReceived
+    | RestrictionApplied
+    | RestrictionLifted
+    | Rectified
+    | Erased
+    | Exported
+    | RequestReceived
+    | IdentityVerified
+    | RequestExtended
+    | RequestFulfilled
+    | RequestRejected
+    | RecipientNotified
+)
+AnySubmission = (
+    ConsentRequestedIn
+    | ConsentConfirmedIn
+    | ConsentGivenIn
+    | ConsentWithdrawnIn
+    | ConsentExpiredIn
+    | ObjectionReceivedIn
+    | RestrictionAppliedIn
+    | RestrictionLiftedIn
+    | RectifiedIn
+    | ErasedIn
+    | ExportedIn
+    | RequestReceivedIn
+    | IdentityVerifiedIn
+    | RequestExtendedIn
+    | RequestFulfilledIn
+    | RequestRejectedIn
+    | RecipientNotifiedIn
+)
+Event = Annotated[AnyEvent, Field(discriminator="type")]
+SubmissionIn = Annotated[AnySubmission, Field(discriminator="type")]
 
 
-class ConsentGivenData(Strict):
-    """How and under which notice the person agreed (GDPR Art. 7(1) evidence)."""
-
-    notice_version: NoticeVersion
-    language: Language
-    legal_basis: LegalBasis = "consent"
-    method: Literal["web_form", "checkbox", "double_opt_in", "paper", "phone", "crm_import"] = (
-        Field(description="How the consent or the contact was collected.")
-    )
-    form_url: AnyHttpUrl | None = None
-    valid_until: UtcDatetime | None = Field(
-        default=None, description="When the consent lapses unless renewed."
-    )
+def type_tag(model: type[Envelope] | type[Submission]) -> str:
+    """The ``type`` value of an event model (its ``Literal`` tag)."""
+    (tag,) = get_args(model.model_fields["type"].annotation)
+    return str(tag)
 
 
-class ConsentWithdrawnData(Strict):
-    """How the person withdrew (Art. 7(3): as easy as giving)."""
-
-    channel: Literal["unsubscribe_link", "web_form", "email", "letter", "phone", "in_person", "api"]
-
-
-class ConsentGivenBody(Strict):
-    type: Literal["consent.given"]
-    purpose: PurposeId
-    data: ConsentGivenData
+def purpose_of(event: AnyEvent) -> str | None:
+    """The purpose a purpose-level event names; ``None`` for events about the whole person."""
+    purpose = getattr(event, "purpose", None)
+    return purpose if isinstance(purpose, str) else None
 
 
-class ConsentWithdrawnBody(Strict):
-    type: Literal["consent.withdrawn"]
-    purpose: PurposeId
-    data: ConsentWithdrawnData
-
-
-class ConsentGivenIn(ConsentGivenBody, Submission):
-    """A producer's ``consent.given``."""
-
-
-class ConsentWithdrawnIn(ConsentWithdrawnBody, Submission):
-    """A producer's ``consent.withdrawn``."""
-
-
-class ConsentGiven(ConsentGivenBody, Envelope):
-    """The person agreed to a purpose under a notice version."""
-
-
-class ConsentWithdrawn(ConsentWithdrawnBody, Envelope):
-    """The person withdrew their consent to (or objected to) a purpose."""
-
-
-SubmissionIn = Annotated[ConsentGivenIn | ConsentWithdrawnIn, Field(discriminator="type")]
-Event = Annotated[ConsentGiven | ConsentWithdrawn, Field(discriminator="type")]
-AnyEvent = ConsentGiven | ConsentWithdrawn
-
-#: The stored model of each event type, by its tag.
-EVENT_TYPES: dict[str, type[Envelope]] = {
-    "consent.given": ConsentGiven,
-    "consent.withdrawn": ConsentWithdrawn,
-}
+#: The stored model of each event type, by its tag, in catalogue order.
+EVENT_TYPES: dict[str, type[Envelope]] = {type_tag(m): m for m in get_args(AnyEvent)}
 #: The producer-side model of each event type, by its tag.
-SUBMISSION_TYPES: dict[str, type[Submission]] = {
-    "consent.given": ConsentGivenIn,
-    "consent.withdrawn": ConsentWithdrawnIn,
-}
+SUBMISSION_TYPES: dict[str, type[Submission]] = {type_tag(m): m for m in get_args(AnySubmission)}
 
-SUBMISSION_ADAPTER: TypeAdapter[ConsentGivenIn | ConsentWithdrawnIn] = TypeAdapter(SubmissionIn)
+SUBMISSION_ADAPTER: TypeAdapter[AnySubmission] = TypeAdapter(SubmissionIn)
 EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)

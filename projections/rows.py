@@ -1,47 +1,125 @@
-"""How a :class:`SubjectState` maps to a ``subscribers`` row and back (pure)."""
+"""How a :class:`SubjectState` maps to PostgreSQL rows and JSON, and back (pure)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from projections.state import PurposeState, SubjectState
+from projections.state import Mark, PurposeState, RequestState, SubjectState, eligibility
 
 
-def _iso(value: datetime | None) -> str | None:
+def _iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def purposes_to_json(purposes: Mapping[str, PurposeState]) -> dict[str, dict[str, Any]]:
-    """The ``purposes`` column: one object per purpose, JSON-ready."""
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def mark_to_json(mark: Mark | None) -> dict[str, Any] | None:
+    if mark is None:
+        return None
     return {
-        purpose: {
-            "status": p.status,
-            "legal_basis": p.legal_basis,
-            "notice_version": p.notice_version,
-            "changed_at": _iso(p.changed_at),
-            "event_id": str(p.event_id),
-            "valid_until": _iso(p.valid_until),
-        }
-        for purpose, p in sorted(purposes.items())
+        "at": _iso(mark.at),
+        "event_id": str(mark.event_id),
+        "notice_version": mark.notice_version,
+        "valid_until": _iso(mark.valid_until),
+        "kind": mark.kind,
     }
+
+
+def mark_from_json(data: Mapping[str, Any] | None) -> Mark | None:
+    if data is None:
+        return None
+    return Mark(
+        at=datetime.fromisoformat(data["at"]),
+        event_id=UUID(data["event_id"]),
+        notice_version=data["notice_version"],
+        valid_until=_time(data["valid_until"]),
+        kind=data["kind"],
+    )
+
+
+_MARKS = ("explicit", "registration", "pending", "block", "expiry")
+
+
+def purposes_to_json(state: SubjectState) -> dict[str, dict[str, Any]]:
+    """The ``purposes`` column: per purpose its status, eligibility and why, and the marks
+    the status is derived from."""
+    out = {}
+    for purpose, p in sorted(state.purposes.items()):
+        view = p.view(state.erased)
+        verdict = eligibility(state, purpose)
+        out[purpose] = {
+            "status": view.status,
+            "legal_basis": view.legal_basis,
+            "notice_version": view.notice_version,
+            "changed_at": _iso(view.decided_by.at),
+            "event_id": str(view.decided_by.event_id),
+            "valid_until": _iso(view.valid_until),
+            "eligible": verdict.eligible,
+            "eligibility_reason": verdict.reason,
+            "marks": {name: mark_to_json(getattr(p, name)) for name in _MARKS},
+        }
+    return out
 
 
 def purposes_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, PurposeState]:
-    """Inverse of :func:`purposes_to_json`."""
+    """Inverse of :func:`purposes_to_json`: the marks are read, the rest is derived again."""
     return {
-        purpose: PurposeState(
-            status=p["status"],
-            legal_basis=p["legal_basis"],
-            notice_version=p["notice_version"],
-            changed_at=datetime.fromisoformat(p["changed_at"]),
-            event_id=UUID(p["event_id"]),
-            valid_until=datetime.fromisoformat(p["valid_until"]) if p["valid_until"] else None,
-        )
+        purpose: PurposeState(**{n: mark_from_json(p["marks"][n]) for n in _MARKS})
         for purpose, p in data.items()
     }
+
+
+def request_to_json(r: RequestState) -> dict[str, Any]:
+    return {
+        "request_id": str(r.request_id),
+        "right": r.right,
+        "channel": r.channel,
+        "written": r.written,
+        "signed": r.signed,
+        "received_by": r.received_by,
+        "received_at": _iso(r.received_at),
+        "due_on": _iso(r.due_on),
+        "status": r.status,
+        "last_event_id": str(r.last_event_id),
+        "identity_verified_at": _iso(r.identity_verified_at),
+        "extended_due_on": _iso(r.extended_due_on),
+        "answered_at": _iso(r.answered_at),
+        "outcome": r.outcome,
+        "reasons": r.reasons,
+    }
+
+
+def request_from_json(r: Mapping[str, Any]) -> RequestState:
+    return RequestState(
+        request_id=UUID(r["request_id"]),
+        right=r["right"],
+        channel=r["channel"],
+        written=r["written"],
+        signed=r["signed"],
+        received_by=r["received_by"],
+        received_at=datetime.fromisoformat(r["received_at"]),
+        due_on=_day(r["due_on"]),
+        status=r["status"],
+        last_event_id=UUID(r["last_event_id"]),
+        identity_verified_at=_time(r["identity_verified_at"]),
+        extended_due_on=_day(r["extended_due_on"]),
+        answered_at=_time(r["answered_at"]),
+        outcome=r["outcome"],
+        reasons=r["reasons"],
+    )
+
+
+def requests_to_json(state: SubjectState) -> dict[str, dict[str, Any]]:
+    return {str(k): request_to_json(r) for k, r in sorted(state.requests.items())}
 
 
 def state_from_row(row: Mapping[str, Any]) -> SubjectState:
@@ -50,6 +128,9 @@ def state_from_row(row: Mapping[str, Any]) -> SubjectState:
         subject_id=row["subject_id"],
         email=row["email"],
         purposes=purposes_from_json(row["purposes"]),
+        restricted_since=row["restricted_since"],
+        erased=mark_from_json(row["erasure"]),
+        requests={UUID(k): request_from_json(r) for k, r in row["requests"].items()},
         version=row["version"],
         last_event_id=row["last_event_id"],
         updated_at=row["updated_at"],
@@ -57,11 +138,14 @@ def state_from_row(row: Mapping[str, Any]) -> SubjectState:
 
 
 def state_to_json(state: SubjectState) -> dict[str, Any]:
-    """The public JSON shape of a subject's current state (used by the read API)."""
+    """The public JSON shape of a subject's current state (used by the read API and exports)."""
     return {
         "subject_id": state.subject_id,
         "email": state.email,
-        "purposes": purposes_to_json(state.purposes),
+        "purposes": purposes_to_json(state),
+        "restricted_since": _iso(state.restricted_since),
+        "erased_at": _iso(state.erased.at) if state.erased else None,
+        "requests": requests_to_json(state),
         "version": state.version,
         "last_event_id": str(state.last_event_id) if state.last_event_id else None,
         "updated_at": _iso(state.updated_at),

@@ -15,10 +15,12 @@ from uuid import UUID
 
 import asyncpg
 
-from events.catalog import AnyEvent
+from events.catalog import AnyEvent, purpose_of
 from events.codec import decode_raw
+from events.requests import RecipientNotified
+from events.subject import Erased
 from projections.db import Conn
-from projections.rows import purposes_to_json, state_from_row
+from projections.rows import mark_to_json, purposes_to_json, requests_to_json, state_from_row
 from projections.state import SubjectState, fold
 
 PROJECTION = "subscribers"
@@ -65,16 +67,55 @@ ON CONFLICT DO NOTHING
 RETURNING event_id
 """
 _LOAD_SUBJECTS = """
-SELECT subject_id, email, purposes, version, last_event_id, updated_at
+SELECT subject_id, email, purposes, restricted_since, erasure, requests, version,
+       last_event_id, updated_at
 FROM subscribers WHERE subject_id = ANY($1::text[])
 """
 _UPSERT_SUBJECTS = """
-INSERT INTO subscribers (subject_id, email, purposes, version, last_event_id, updated_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bigint[], $5::uuid[],
-                     $6::timestamptz[])
+INSERT INTO subscribers (subject_id, email, purposes, restricted_since, erased_at, erasure,
+                         requests, version, last_event_id, updated_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::timestamptz[],
+                     $6::jsonb[], $7::jsonb[], $8::bigint[], $9::uuid[], $10::timestamptz[])
 ON CONFLICT (subject_id) DO UPDATE SET
-    email = EXCLUDED.email, purposes = EXCLUDED.purposes, version = EXCLUDED.version,
+    email = EXCLUDED.email, purposes = EXCLUDED.purposes,
+    restricted_since = EXCLUDED.restricted_since, erased_at = EXCLUDED.erased_at,
+    erasure = EXCLUDED.erasure,
+    requests = EXCLUDED.requests, version = EXCLUDED.version,
     last_event_id = EXCLUDED.last_event_id, updated_at = EXCLUDED.updated_at
+"""
+_UPSERT_REQUESTS = """
+INSERT INTO rights_requests (request_id, subject_id, "right", channel, written, signed,
+    received_by, received_at, due_on, extended_due_on, status, identity_verified_at,
+    answered_at, outcome, reasons, last_event_id)
+SELECT r.request_id, r.subject_id, r.right_, r.channel, r.written, r.signed, r.received_by,
+       r.received_at, r.due_on, r.extended_due_on, r.status, r.identity_verified_at,
+       r.answered_at, r.outcome, r.reasons, r.last_event_id
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::text[],
+            $8::timestamptz[], $9::date[], $10::date[], $11::text[], $12::timestamptz[],
+            $13::timestamptz[], $14::text[], $15::text[], $16::uuid[])
+     AS r(request_id, subject_id, right_, channel, written, signed, received_by, received_at,
+          due_on, extended_due_on, status, identity_verified_at, answered_at, outcome, reasons,
+          last_event_id)
+ON CONFLICT (request_id) DO UPDATE SET
+    extended_due_on = EXCLUDED.extended_due_on, status = EXCLUDED.status,
+    identity_verified_at = EXCLUDED.identity_verified_at, answered_at = EXCLUDED.answered_at,
+    outcome = EXCLUDED.outcome, reasons = EXCLUDED.reasons,
+    last_event_id = EXCLUDED.last_event_id
+"""
+_INSERT_NOTIFICATIONS = """
+INSERT INTO recipient_notifications (event_id, subject_id, recipient_id, action, about_event_id,
+                                     request_id, notified_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[],
+                     $7::timestamptz[])
+ON CONFLICT DO NOTHING
+"""
+#: Erasure reaches the mirror too: the personal section of every earlier event of the subject
+#: is emptied (the ledger topic itself is crypto-shredded by a later release).
+_SCRUB_MIRROR = """
+UPDATE ledger_events AS l SET payload = jsonb_set(l.payload, '{personal}', '{}'::jsonb)
+FROM unnest($2::text[], $3::bigint[]) AS e(subject_id, erased_at_offset)
+WHERE l.topic = $1 AND l.subject_id = e.subject_id AND l."offset" < e.erased_at_offset
+  AND l.payload->'personal' <> '{}'::jsonb
 """
 _ADVANCE_OFFSETS = """
 UPDATE projector_offsets AS o SET next_offset = n.next_offset, updated_at = now()
@@ -122,6 +163,7 @@ class SubscriberStore:
             events = [r.event for r in fresh if r.event.event_id in new_ids]
             changed = fold(events, await self._load(conn, {e.subject_id for e in events}))
             await self._upsert(conn, changed.values())
+            await self._write_side_tables(conn, [r for r in fresh if r.event.event_id in new_ids])
             advance = {p: end for p, end in ends.items() if end > stored[p]}
             await conn.execute(
                 _ADVANCE_OFFSETS, PROJECTION, self._topic, list(advance), list(advance.values())
@@ -143,7 +185,7 @@ class SubscriberStore:
             [e.subject_id for e in events],
             [e.type for e in events],
             [e.schema_version for e in events],
-            [e.purpose for e in events],
+            [purpose_of(e) for e in events],
             [e.occurred_at for e in events],
             [e.recorded_at for e in events],
             [r.payload for r in records],
@@ -166,11 +208,54 @@ class SubscriberStore:
             _UPSERT_SUBJECTS,
             [s.subject_id for s in batch],
             [s.email for s in batch],
-            [purposes_to_json(s.purposes) for s in batch],
+            [purposes_to_json(s) for s in batch],
+            [s.restricted_since for s in batch],
+            [s.erased.at if s.erased else None for s in batch],
+            [mark_to_json(s.erased) for s in batch],
+            [requests_to_json(s) for s in batch],
             [s.version for s in batch],
             [s.last_event_id for s in batch],
             [s.updated_at for s in batch],
         )
+        requests = [(s.subject_id, r) for s in batch for r in s.requests.values()]
+        if requests:
+            await conn.execute(
+                _UPSERT_REQUESTS,
+                [r.request_id for _, r in requests],
+                [subject for subject, _ in requests],
+                [r.right for _, r in requests],
+                [r.channel for _, r in requests],
+                [r.written for _, r in requests],
+                [r.signed for _, r in requests],
+                [r.received_by for _, r in requests],
+                [r.received_at for _, r in requests],
+                [r.due_on for _, r in requests],
+                [r.extended_due_on for _, r in requests],
+                [r.status for _, r in requests],
+                [r.identity_verified_at for _, r in requests],
+                [r.answered_at for _, r in requests],
+                [r.outcome for _, r in requests],
+                [r.reasons for _, r in requests],
+                [r.last_event_id for _, r in requests],
+            )
+
+    async def _write_side_tables(self, conn: Conn, records: Sequence[LedgerRecord]) -> None:
+        """Art. 19 notices, and the erasure of personal data from the mirror."""
+        notices = [r.event for r in records if isinstance(r.event, RecipientNotified)]
+        if notices:
+            await conn.execute(
+                _INSERT_NOTIFICATIONS,
+                [n.event_id for n in notices],
+                [n.subject_id for n in notices],
+                [n.data.recipient_id for n in notices],
+                [n.data.action for n in notices],
+                [n.data.about_event_id for n in notices],
+                [n.data.request_id for n in notices],
+                [n.occurred_at for n in notices],
+            )
+        erased = {r.event.subject_id: r.offset for r in records if isinstance(r.event, Erased)}
+        if erased:
+            await conn.execute(_SCRUB_MIRROR, self._topic, list(erased), list(erased.values()))
 
 
 async def read_subject(pool: asyncpg.Pool[Any], subject_id: str) -> SubjectState | None:

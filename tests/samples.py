@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events.catalog import ConsentGiven, ConsentWithdrawn
+from events.consent import ConsentGiven, ConsentWithdrawn
 from events.ids import uuid7
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)

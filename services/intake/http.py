@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.catalog import EVENT_TYPES, SubmissionIn
+from events.catalog import EVENT_TYPES, AnySubmission, SubmissionIn
 from services.errors import ProblemError, problem
-from services.intake.recording import AnySubmission
+
 from services.intake.service import Accepted, IdempotencyConflictError, IntakeService
 from services.messaging.appender import AppendError
 from services.metrics import EVENTS_REJECTED

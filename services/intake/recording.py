@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
-from events.catalog import EVENT_TYPES, AnyEvent, ConsentGivenIn, ConsentWithdrawnIn
+from events.catalog import EVENT_TYPES, AnyEvent, AnySubmission
 from events.codec import encode
 from events.ids import uuid7
 from services.messaging.appender import OutRecord
-
-AnySubmission = ConsentGivenIn | ConsentWithdrawnIn
 
 
 def record_event(

@@ -13,7 +13,8 @@ import orjson
 from events.catalog import AnyEvent
 from events.ids import uuid7
 from services.intake.idempotency import IdempotencyStore, request_hash
-from services.intake.recording import AnySubmission, record_event, to_records
+from events.catalog import AnySubmission
+from services.intake.recording import record_event, to_records
 from services.messaging.appender import Appender, Receipt
 from services.metrics import EVENTS_ACCEPTED
 
