@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.catalog import EVENT_TYPES, AnySubmission, SubmissionIn
 from services.errors import ProblemError, problem
-
 from services.intake.service import Accepted, IdempotencyConflictError, IntakeService
 from services.messaging.appender import AppendError
 from services.metrics import EVENTS_REJECTED

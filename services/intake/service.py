@@ -10,10 +10,9 @@ from typing import Any
 
 import orjson
 
-from events.catalog import AnyEvent
+from events.catalog import AnyEvent, AnySubmission
 from events.ids import uuid7
 from services.intake.idempotency import IdempotencyStore, request_hash
-from events.catalog import AnySubmission
 from services.intake.recording import record_event, to_records
 from services.messaging.appender import Appender, Receipt
 from services.metrics import EVENTS_ACCEPTED
