@@ -16,7 +16,6 @@ from uuid import UUID
 import asyncpg
 
 from events.catalog import AnyEvent, purpose_of
-from events.codec import decode_raw
 from events.requests import RecipientNotified
 from events.subject import Erased
 from projections.db import Conn
@@ -66,7 +65,7 @@ FROM unnest($2::uuid[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::int
 ON CONFLICT DO NOTHING
 RETURNING event_id
 """
-_LOAD_SUBJECTS = """
+LOAD_SUBJECTS = """
 SELECT subject_id, email, purposes, restricted_since, erasure, requests, version,
        last_event_id, updated_at
 FROM subscribers WHERE subject_id = ANY($1::text[])
@@ -196,7 +195,7 @@ class SubscriberStore:
     async def _load(conn: Conn, subject_ids: set[str]) -> dict[str, SubjectState]:
         if not subject_ids:
             return {}
-        rows = await conn.fetch(_LOAD_SUBJECTS, list(subject_ids))
+        rows = await conn.fetch(LOAD_SUBJECTS, list(subject_ids))
         return {row["subject_id"]: state_from_row(row) for row in rows}
 
     @staticmethod
@@ -256,26 +255,3 @@ class SubscriberStore:
         erased = {r.event.subject_id: r.offset for r in records if isinstance(r.event, Erased)}
         if erased:
             await conn.execute(_SCRUB_MIRROR, self._topic, list(erased), list(erased.values()))
-
-
-async def read_subject(pool: asyncpg.Pool[Any], subject_id: str) -> SubjectState | None:
-    """Current state of one subject, or ``None`` if no event about them was projected."""
-    row = await pool.fetchrow(_LOAD_SUBJECTS, [subject_id])
-    return state_from_row(row) if row is not None else None
-
-
-async def read_history(pool: asyncpg.Pool[Any], subject_id: str) -> list[dict[str, Any]]:
-    """Every event about one subject, in log order, as the mirror holds it."""
-    rows = await pool.fetch(
-        'SELECT partition, "offset", payload FROM ledger_events WHERE subject_id = $1'
-        ' ORDER BY partition, "offset"',
-        subject_id,
-    )
-    return [
-        {"partition": r["partition"], "offset": r["offset"], "event": r["payload"]} for r in rows
-    ]
-
-
-def replay_mirror_rows(payloads: Iterable[dict[str, Any]]) -> dict[str, SubjectState]:
-    """Fold events read back from ``ledger_events.payload`` (mirror replay)."""
-    return fold(decode_raw(p) for p in payloads)

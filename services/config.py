@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     intake_transactional_id: str | None = None
     produce_timeout_s: float = Field(default=10.0, gt=0)
 
+    register_file: Path | None = Field(
+        default=None, description="The register (TOML); default: the shipped seed register."
+    )
     stack_dir: Path = ROOT / ".stack"
     cache_dir: Path = Field(
         default=ROOT / ".stack" / "cache", description="Downloads shared by every stack (jars)."

@@ -15,14 +15,14 @@ from events.catalog import EVENT_TYPES
 class ProblemError(Exception):
     """Raised by a route to answer with :func:`problem`."""
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status, self.error, self.message = status, error, message
+        self.status, self.error, self.message, self.extra = status, error, message, extra
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem(exc.status, exc.error, exc.message)
+    return problem(exc.status, exc.error, exc.message, **exc.extra)
 
 
 def problem(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
@@ -49,6 +49,16 @@ def describe(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return described
 
 
+def invalid_message(errors: Sequence[dict[str, Any]]) -> str:
+    """One sentence for a 422: which items are invalid, and that nothing was accepted."""
+    bad_items = sorted({e["item"] for e in errors if "item" in e})
+    if not bad_items:
+        return "the request is invalid; nothing was accepted"
+    return (
+        f"{len(bad_items)} item(s) invalid ({', '.join(map(str, bad_items))}); nothing was accepted"
+    )
+
+
 #: Called with the request body (if it parsed) and the described errors of a refused request.
 RejectionHook = Callable[[Any, list[dict[str, Any]]], None]
 
@@ -66,14 +76,7 @@ def _validation_handler(on_rejected: RejectionHook | None) -> Any:
         items = describe(errors)
         if on_rejected is not None:
             on_rejected(exc.body, items)
-        bad_items = sorted({e["item"] for e in items if "item" in e})
-        message = (
-            f"{len(bad_items)} item(s) invalid ({', '.join(map(str, bad_items))}); "
-            "nothing was accepted"
-            if bad_items
-            else "the request is invalid; nothing was accepted"
-        )
-        return problem(422, "validation_failed", message, errors=items)
+        return problem(422, "validation_failed", invalid_message(items), errors=items)
 
     return handle
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.catalog import EVENT_TYPES, AnySubmission, SubmissionIn
-from services.errors import ProblemError, problem
+from services.errors import ProblemError, invalid_message, problem
+from services.intake.policy import PolicyError
 from services.intake.service import Accepted, IdempotencyConflictError, IntakeService
 from services.messaging.appender import AppendError
 from services.metrics import EVENTS_REJECTED
@@ -63,12 +64,18 @@ def intake_router(service: IntakeService) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["intake"])
 
     async def answer(
-        submissions: list[AnySubmission], key: str | None, response: Response
+        submissions: list[AnySubmission], key: str | None, response: Response, *, single: bool
     ) -> AcceptedOut:
         try:
             accepted: Accepted = await service.submit(submissions, key, channel="http")
         except IdempotencyConflictError as exc:
             raise ProblemError(exc.status, "idempotency_conflict", str(exc)) from exc
+        except PolicyError as exc:
+            items = [p.as_json() for p in exc.problems]
+            if single:
+                items = [{k: v for k, v in i.items() if k != "item"} for i in items]
+            message = invalid_message(items)
+            raise ProblemError(422, "validation_failed", message, errors=items) from exc
         except AppendError as exc:
             message = f"{exc}; nothing was appended, retry later"
             raise ProblemError(503, "ledger_unavailable", message) from exc
@@ -87,7 +94,7 @@ def intake_router(service: IntakeService) -> APIRouter:
         event: SubmissionIn, response: Response, idempotency_key: IdempotencyKey = None
     ) -> AcceptedOut:
         """Append one event; the answer comes after the broker acknowledged it."""
-        return await answer([event], idempotency_key, response)
+        return await answer([event], idempotency_key, response, single=True)
 
     @router.post(
         "/events/batch",
@@ -100,7 +107,7 @@ def intake_router(service: IntakeService) -> APIRouter:
         batch: BatchIn, response: Response, idempotency_key: IdempotencyKey = None
     ) -> AcceptedOut:
         """Append up to 1000 events atomically; invalid items are all named, none appended."""
-        return await answer(list(batch.events), idempotency_key, response)
+        return await answer(list(batch.events), idempotency_key, response, single=False)
 
     return router
 

@@ -85,6 +85,16 @@ class IdempotencyStore:
             datetime.fromisoformat(stored["recorded_at"]),
         )
 
+    async def answered(self, key: str, digest: bytes) -> dict[str, Any] | None:
+        """The stored answer of a finished request with this key and body, if there is one."""
+        row = await self._pool.fetchrow(
+            "SELECT response FROM intake_requests"
+            " WHERE idempotency_key = $1 AND request_hash = $2 AND status = 'done'",
+            key,
+            digest,
+        )
+        return row["response"] if row is not None else None
+
     async def complete(self, key: str, response: dict[str, Any]) -> None:
         await self._pool.execute(
             "UPDATE intake_requests SET status = 'done', response = $2 WHERE idempotency_key = $1",

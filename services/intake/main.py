@@ -7,11 +7,13 @@ import socket
 
 from fastapi import FastAPI
 
+from events.register import load_register
 from projections.db import create_pool
 from services.app import service_app
 from services.config import Settings
 from services.intake.http import body_limit_middleware, count_rejections, intake_router
 from services.intake.idempotency import IdempotencyStore
+from services.intake.policy import LedgerPolicy, request_lookup
 from services.intake.service import IntakeService
 from services.intake.topic_intake import TopicIntake
 from services.messaging.appender import Appender
@@ -34,14 +36,15 @@ def create_app(settings: Settings) -> FastAPI:
     appender = Appender(
         settings.kafka_bootstrap, transactional_id(settings), timeout_s=settings.produce_timeout_s
     )
-    service = IntakeService(appender, IdempotencyStore(pool), settings.ledger_topic)
+    policy = LedgerPolicy(load_register(settings.register_file), request_lookup(pool))
+    service = IntakeService(appender, IdempotencyStore(pool), policy, settings.ledger_topic)
 
     app = service_app(
         title="consent-ledger intake",
         description="Record consent events; every answer comes after Kafka acknowledged them.",
         pool=pool,
         readiness=Readiness(settings.kafka_bootstrap, pool),
-        components=[appender, TopicIntake(settings, appender)],
+        components=[appender, TopicIntake(settings, appender, policy)],
         routers=[intake_router(service)],
         on_rejected=count_rejections,
     )

@@ -13,6 +13,7 @@ from uuid import UUID
 from events.catalog import EVENT_TYPES, AnyEvent, AnySubmission
 from events.codec import encode
 from events.ids import uuid7
+from services.intake.policy import Draft
 from services.messaging.appender import OutRecord
 
 
@@ -47,3 +48,20 @@ def to_records(events: Sequence[AnyEvent], topic: str) -> list[OutRecord]:
         )
         for event in events
     ]
+
+
+def materialize(
+    drafts: Sequence[Draft], event_ids: Sequence[UUID], recorded_at: datetime
+) -> list[AnyEvent]:
+    """Events for prepared drafts, with the given ids; a notice points at its cause's id."""
+    events = []
+    for draft, event_id in zip(drafts, event_ids, strict=True):
+        submission = draft.submission
+        if draft.about is not None:
+            cause = event_ids[draft.about]
+            data = submission.data.model_copy(update={"about_event_id": cause})
+            submission = submission.model_copy(
+                update={"data": data, "causation_id": cause, "occurred_at": recorded_at}
+            )
+        events.append(record_event(submission, event_id, recorded_at))
+    return events

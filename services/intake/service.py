@@ -13,7 +13,8 @@ import orjson
 from events.catalog import AnyEvent, AnySubmission
 from events.ids import uuid7
 from services.intake.idempotency import IdempotencyStore, request_hash
-from services.intake.recording import record_event, to_records
+from services.intake.policy import LedgerPolicy, PolicyError
+from services.intake.recording import materialize, to_records
 from services.messaging.appender import Appender, Receipt
 from services.metrics import EVENTS_ACCEPTED
 
@@ -51,19 +52,36 @@ def receipt_json(event: AnyEvent, receipt: Receipt) -> dict[str, Any]:
 class IntakeService:
     """Appends submissions to the ledger, once per idempotency key."""
 
-    def __init__(self, appender: Appender, keys: IdempotencyStore, ledger_topic: str) -> None:
+    def __init__(
+        self,
+        appender: Appender,
+        keys: IdempotencyStore,
+        policy: LedgerPolicy,
+        ledger_topic: str,
+    ) -> None:
         self._appender = appender
         self._keys = keys
+        self._policy = policy
         self._topic = ledger_topic
 
     async def submit(
         self, submissions: Sequence[AnySubmission], idempotency_key: str | None, channel: str
     ) -> Accepted:
-        """Append all submissions or none; answer only after the broker acknowledged them."""
-        event_ids = [uuid7() for _ in submissions]
+        """Append all submissions (and the events they bring) or none; answer only after the
+        broker acknowledged them."""
+        digest = request_hash(orjson.dumps([s.model_dump(mode="json") for s in submissions]))
+        try:
+            drafts = await self._policy.prepare(submissions)
+        except PolicyError:
+            # A retry of a request that succeeded may no longer pass (the request it answered
+            # is answered now): give the stored answer rather than an error.
+            done = await self._keys.answered(idempotency_key, digest) if idempotency_key else None
+            if done is None:
+                raise
+            return Accepted(done, replayed=True)
+        event_ids = [uuid7() for _ in drafts]
         recorded_at = datetime.now(UTC)
         if idempotency_key is not None:
-            digest = request_hash(orjson.dumps([s.model_dump(mode="json") for s in submissions]))
             claim = await self._keys.claim(idempotency_key, digest, event_ids, recorded_at)
             if claim.outcome == "replay":
                 assert claim.response is not None
@@ -77,9 +95,7 @@ class IntakeService:
                     409, "a request with this Idempotency-Key is still in progress; retry later"
                 )
             event_ids, recorded_at = claim.event_ids, claim.recorded_at or recorded_at
-        events = [
-            record_event(s, i, recorded_at) for s, i in zip(submissions, event_ids, strict=True)
-        ]
+        events = materialize(drafts, event_ids, recorded_at)
         try:
             receipts = await self._appender.append(to_records(events, self._topic))
         except BaseException:

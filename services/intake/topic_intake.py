@@ -14,15 +14,18 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from pydantic import ValidationError
 
 from events.catalog import SUBMISSION_ADAPTER
+from events.ids import uuid7
 from services.config import Settings
 from services.errors import describe
-from services.intake.recording import record_event, to_records
+from services.intake.policy import LedgerPolicy, PolicyError
+from services.intake.recording import materialize, to_records
 from services.messaging.appender import Appender, AppendError, ConsumedOffsets, OutRecord
 from services.messaging.dead_letters import dead_letter
 from services.metrics import DEAD_LETTERS, EVENTS_ACCEPTED, EVENTS_REJECTED
@@ -49,13 +52,21 @@ class Translation:
                 DEAD_LETTERS.labels("intake").inc()
 
 
-def translate(records: Sequence[ConsumerRecord[bytes, bytes]], settings: Settings) -> Translation:
-    """Ledger or dead-letter records for one input batch, in input order."""
+async def translate(
+    records: Sequence[ConsumerRecord[bytes, bytes]], settings: Settings, policy: LedgerPolicy
+) -> Translation:
+    """Ledger or dead-letter records for one input batch, in input order.
+
+    Each input record is one submission, checked and completed by the same policy as HTTP
+    intake; a record the policy refuses is dead-lettered with the reasons.
+    """
     out: list[OutRecord] = []
     outcomes: list[tuple[str, str | None]] = []
+    recorded_at = datetime.now(UTC)
     for record in records:
         try:
             submission = SUBMISSION_ADAPTER.validate_json(record.value or b"")
+            drafts = await policy.prepare([submission])
         except ValidationError as exc:
             errors = describe(exc.errors())
             json_error = any(e["type"] == "json_invalid" for e in errors)
@@ -63,7 +74,13 @@ def translate(records: Sequence[ConsumerRecord[bytes, bytes]], settings: Setting
             out.append(dead_letter(record, settings.dead_letter_topic, reason, _text(errors)))
             outcomes.append((_type_of(record.value), reason))
             continue
-        out.extend(to_records([record_event(submission)], settings.ledger_topic))
+        except PolicyError as exc:
+            detail = _text([p.as_json() for p in exc.problems])
+            out.append(dead_letter(record, settings.dead_letter_topic, "policy", detail))
+            outcomes.append((submission.type, "policy"))
+            continue
+        events = materialize(drafts, [uuid7() for _ in drafts], recorded_at)
+        out.extend(to_records(events, settings.ledger_topic))
         outcomes.append((submission.type, None))
     return Translation(out, outcomes)
 
@@ -84,9 +101,10 @@ def _type_of(value: bytes | None) -> str:
 class TopicIntake:
     """Consumes the intake topic until stopped."""
 
-    def __init__(self, settings: Settings, appender: Appender) -> None:
+    def __init__(self, settings: Settings, appender: Appender, policy: LedgerPolicy) -> None:
         self._settings = settings
         self._appender = appender
+        self._policy = policy
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -131,7 +149,7 @@ class TopicIntake:
             if not records:
                 continue
             ends = {tp: part[-1].offset + 1 for tp, part in batches.items()}
-            translation = translate(records, self._settings)
+            translation = await translate(records, self._settings, self._policy)
             try:
                 await self._appender.append(
                     translation.records, ConsumedOffsets(self._settings.intake_group, ends)

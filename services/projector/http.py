@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import date, datetime
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from events.envelope import SubjectId
+from projections.queries import read_history, read_subject
 from projections.rows import state_to_json
-from projections.store import read_history, read_subject
+from projections.state import PurposeStatus
 from services.errors import ProblemError
 
 SubjectPath = Annotated[SubjectId, Path(description="The subject's id.")]
@@ -21,18 +22,44 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 class PurposeOut(BaseModel):
-    status: Literal["given", "withdrawn"]
+    status: PurposeStatus
     legal_basis: str | None
     notice_version: str | None
-    changed_at: datetime
-    event_id: str
+    changed_at: datetime = Field(description="When the deciding event occurred.")
+    event_id: str = Field(description="The event that decides the status.")
     valid_until: datetime | None
+    eligible: bool = Field(description="May be processed (e-mailed) for this purpose now.")
+    eligibility_reason: str
+    marks: dict[str, dict[str, Any] | None] = Field(
+        description="The latest event of each kind the status is derived from."
+    )
+
+
+class RequestOut(BaseModel):
+    request_id: str
+    right: str
+    channel: str
+    written: bool
+    signed: bool
+    received_by: str
+    received_at: datetime
+    due_on: date | None
+    status: str
+    last_event_id: str
+    identity_verified_at: datetime | None
+    extended_due_on: date | None
+    answered_at: datetime | None
+    outcome: str | None
+    reasons: str | None
 
 
 class SubjectOut(BaseModel):
     subject_id: str
     email: str | None
     purposes: dict[str, PurposeOut]
+    restricted_since: datetime | None
+    erased_at: datetime | None
+    requests: dict[str, RequestOut]
     version: int
     last_event_id: str | None
     updated_at: datetime | None

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from events.catalog import AnyEvent
 from events.codec import encode
 from projections.db import create_pool
+from projections.queries import replay_mirror_rows
 from projections.rows import state_from_row
 from projections.state import fold
-from projections.store import LedgerRecord, SubscriberStore, replay_mirror_rows
+from projections.store import LedgerRecord, SubscriberStore
 from services.config import Settings
 from tests.strategies import consent_log
 

@@ -1,0 +1,48 @@
+"""Reads of the projections, for the APIs and the jobs (one query each)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from events.codec import decode_raw
+from projections.rows import state_from_row
+from projections.state import SubjectState, fold
+from projections.store import LOAD_SUBJECTS
+
+
+async def read_subject(pool: asyncpg.Pool[Any], subject_id: str) -> SubjectState | None:
+    """Current state of one subject, or ``None`` if no event about them was projected."""
+    row = await pool.fetchrow(LOAD_SUBJECTS, [subject_id])
+    return state_from_row(row) if row is not None else None
+
+
+async def read_history(pool: asyncpg.Pool[Any], subject_id: str) -> list[dict[str, Any]]:
+    """Every event about one subject, in log order, as the mirror holds it."""
+    rows = await pool.fetch(
+        'SELECT partition, "offset", payload FROM ledger_events WHERE subject_id = $1'
+        ' ORDER BY partition, "offset"',
+        subject_id,
+    )
+    return [
+        {"partition": r["partition"], "offset": r["offset"], "event": r["payload"]} for r in rows
+    ]
+
+
+def replay_mirror_rows(payloads: Iterable[dict[str, Any]]) -> dict[str, SubjectState]:
+    """Fold events read back from ``ledger_events.payload`` (mirror replay)."""
+    return fold(decode_raw(p) for p in payloads)
+
+
+async def find_requests(pool: asyncpg.Pool[Any], request_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Rights requests by id: subject, receipt time, whether answered."""
+    if not request_ids:
+        return []
+    return await pool.fetch(
+        "SELECT request_id, subject_id, received_at, answered_at IS NOT NULL AS answered"
+        " FROM rights_requests WHERE request_id = ANY($1::uuid[])",
+        request_ids,
+    )
