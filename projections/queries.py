@@ -37,12 +37,18 @@ def replay_mirror_rows(payloads: Iterable[dict[str, Any]]) -> dict[str, SubjectS
     return fold(decode_raw(p) for p in payloads)
 
 
-async def find_requests(pool: asyncpg.Pool[Any], request_ids: list[UUID]) -> list[asyncpg.Record]:
-    """Rights requests by id: subject, receipt time, whether answered."""
-    if not request_ids:
-        return []
+async def read_requests(
+    pool: asyncpg.Pool[Any],
+    *,
+    request_ids: list[UUID] | None = None,
+    subject_id: str | None = None,
+) -> list[asyncpg.Record]:
+    """Rights requests, oldest first: by id, by subject, or all."""
     return await pool.fetch(
-        "SELECT request_id, subject_id, received_at, answered_at IS NOT NULL AS answered"
-        " FROM rights_requests WHERE request_id = ANY($1::uuid[])",
+        "SELECT * FROM rights_requests"
+        " WHERE ($1::uuid[] IS NULL OR request_id = ANY($1::uuid[]))"
+        "   AND ($2::text IS NULL OR subject_id = $2)"
+        " ORDER BY received_at, request_id",
         request_ids,
+        subject_id,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,8 +60,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def intake_router(service: IntakeService) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["intake"])
+class IntakeCall(Protocol):
+    """Submit through intake and answer in HTTP terms (errors become :class:`ProblemError`)."""
+
+    async def __call__(
+        self, submissions: list[AnySubmission], key: str | None, response: Response, *, single: bool
+    ) -> AcceptedOut: ...
+
+
+def intake_call(service: IntakeService) -> IntakeCall:
+    """The one place where intake outcomes are turned into HTTP answers."""
 
     async def answer(
         submissions: list[AnySubmission], key: str | None, response: Response, *, single: bool
@@ -82,6 +90,12 @@ def intake_router(service: IntakeService) -> APIRouter:
         if accepted.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return AcceptedOut.model_validate(accepted.body)
+
+    return answer
+
+
+def intake_router(answer: IntakeCall) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["intake"])
 
     @router.post(
         "/events",

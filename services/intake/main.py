@@ -11,9 +11,15 @@ from events.register import load_register
 from projections.db import create_pool
 from services.app import service_app
 from services.config import Settings
-from services.intake.http import body_limit_middleware, count_rejections, intake_router
+from services.intake.http import (
+    body_limit_middleware,
+    count_rejections,
+    intake_call,
+    intake_router,
+)
 from services.intake.idempotency import IdempotencyStore
 from services.intake.policy import LedgerPolicy, request_lookup
+from services.intake.rights import rights_router
 from services.intake.service import IntakeService
 from services.intake.topic_intake import TopicIntake
 from services.messaging.appender import Appender
@@ -36,8 +42,10 @@ def create_app(settings: Settings) -> FastAPI:
     appender = Appender(
         settings.kafka_bootstrap, transactional_id(settings), timeout_s=settings.produce_timeout_s
     )
-    policy = LedgerPolicy(load_register(settings.register_file), request_lookup(pool))
+    register = load_register(settings.register_file)
+    policy = LedgerPolicy(register, request_lookup(pool))
     service = IntakeService(appender, IdempotencyStore(pool), policy, settings.ledger_topic)
+    call = intake_call(service)
 
     app = service_app(
         title="consent-ledger intake",
@@ -45,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         pool=pool,
         readiness=Readiness(settings.kafka_bootstrap, pool),
         components=[appender, TopicIntake(settings, appender, policy)],
-        routers=[intake_router(service)],
+        routers=[intake_router(call), rights_router(call, pool, register)],
         on_rejected=count_rejections,
     )
     app.middleware("http")(body_limit_middleware(MAX_BODY_BYTES))

@@ -31,7 +31,7 @@ from events.requests import (
 )
 from events.subject import ErasedIn, RectifiedIn, RestrictionAppliedIn
 from projections.deadlines import can_extend, deadline
-from projections.queries import find_requests
+from projections.queries import read_requests
 
 LEDGER_SOURCE = Source(system="consent-ledger", actor="art19-notifier")
 LifecycleIn = IdentityVerifiedIn | RequestExtendedIn | RequestFulfilledIn | RequestRejectedIn
@@ -205,9 +205,11 @@ def request_lookup(pool: asyncpg.Pool[Any]) -> RequestLookup:
     """Look requests up in the ``rights_requests`` projection."""
 
     async def lookup(request_ids: list[UUID]) -> dict[UUID, KnownRequest]:
-        rows = await find_requests(pool, request_ids)
+        rows = await read_requests(pool, request_ids=request_ids) if request_ids else []
         return {
-            r["request_id"]: KnownRequest(r["subject_id"], r["received_at"], r["answered"])
+            r["request_id"]: KnownRequest(
+                r["subject_id"], r["received_at"], r["answered_at"] is not None
+            )
             for r in rows
         }
 

@@ -1,0 +1,274 @@
+"""The DPO's API: log rights requests, move them through their lifecycle, export a person's data.
+
+Every step is an event appended through the same intake service (and policy) as any producer's,
+so the ledger holds the whole lifecycle; reads come from the projections. The projection lags
+the log by a batch (typically well under a second): a step taken right after the previous one
+may be refused as "no request" until the projector caught up; retry it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Header, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.catalog import SUBMISSION_ADAPTER, AnySubmission
+from events.envelope import OccurredAt, ShortText, SubjectId
+from events.ids import uuid7
+from events.register import Register
+from events.requests import Right
+from events.types import Reasons
+from projections.deadlines import RequestTiming, deadline, timing
+from projections.queries import read_history, read_requests, read_subject
+from projections.rows import state_to_json
+from services.errors import ProblemError
+from services.intake.http import AcceptedOut, IntakeCall
+
+Actor = Annotated[
+    str, Header(alias="X-Actor", min_length=1, max_length=200, description="Who acts (staff id).")
+]
+
+
+class RequestIn(BaseModel):
+    """A rights request as the DPO logs it."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject_id: SubjectId
+    right: Right
+    channel: Literal["email", "letter", "web_form", "phone", "in_person"]
+    written: bool
+    signed: bool
+    received_by: ShortText
+    received_at: OccurredAt
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    occurred_at: OccurredAt | None = Field(default=None, description="Default: now.")
+
+
+class IdentityIn(StepIn):
+    method: Literal["signature", "id_document", "email_confirmation", "in_person", "other"]
+
+
+class ExtensionIn(StepIn):
+    reasons: Reasons
+
+
+class FulfilmentIn(StepIn):
+    outcome: Literal["granted", "partially_granted"]
+    delivered: list[ShortText] = Field(default_factory=list)
+
+
+class RejectionIn(StepIn):
+    reasons: Reasons
+
+
+class RequestOut(BaseModel):
+    request_id: UUID
+    subject_id: str
+    right: str
+    channel: str
+    written: bool
+    signed: bool
+    received_by: str
+    received_at: datetime
+    due_on: date | None
+    extended_due_on: date | None
+    status: str
+    timing: RequestTiming = Field(description="Against the deadline that applies, today.")
+    identity_verified_at: datetime | None
+    answered_at: datetime | None
+    outcome: str | None
+    reasons: str | None
+
+
+class CreatedOut(AcceptedOut):
+    request_id: UUID
+
+
+def with_timing(row: asyncpg.Record, register: Register, today: date) -> RequestOut:
+    """A ``rights_requests`` row with where it stands today in the register's time zone."""
+    limits = deadline(row["received_at"], register.tz)
+    answered = row["answered_at"]
+    verdict = timing(
+        limits,
+        extended=row["extended_due_on"] is not None,
+        answered_on=answered.astimezone(register.tz).date() if answered else None,
+        today=today,
+    )
+    return RequestOut.model_validate({**dict(row), "timing": verdict})
+
+
+def rights_router(call: IntakeCall, pool: asyncpg.Pool[Any], register: Register) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["rights requests"])
+
+    def today() -> date:
+        return datetime.now(register.tz).date()
+
+    def event(
+        kind: str, subject_id: str, actor: str, occurred_at: datetime | None, data: dict[str, Any]
+    ) -> AnySubmission:
+        return SUBMISSION_ADAPTER.validate_python(
+            {
+                "type": kind,
+                "subject_id": subject_id,
+                "occurred_at": occurred_at or datetime.now(UTC),
+                "source": {"system": "dpo-api", "actor": actor},
+                "data": data,
+            }
+        )
+
+    async def subject_of(request_id: UUID) -> str:
+        rows = await read_requests(pool, request_ids=[request_id])
+        if not rows:
+            raise ProblemError(404, "request_not_found", f"no rights request {request_id} (yet)")
+        return str(rows[0]["subject_id"])
+
+    async def step(
+        request_id: UUID, kind: str, body: StepIn, actor: str, response: Response
+    ) -> AcceptedOut:
+        data = {"request_id": str(request_id), **body.model_dump(exclude={"occurred_at"})}
+        submission = event(kind, await subject_of(request_id), actor, body.occurred_at, data)
+        return await call([submission], None, response, single=True)
+
+    @router.post("/requests", status_code=status.HTTP_202_ACCEPTED, summary="Log a request")
+    async def create(body: RequestIn, actor: Actor, response: Response) -> CreatedOut:
+        """Record a rights request; the ledger sets its due date (one calendar month)."""
+        request_id = uuid7()
+        data = body.model_dump(exclude={"subject_id", "received_at"})
+        data["request_id"] = str(request_id)
+        submission = event("request.received", body.subject_id, actor, body.received_at, data)
+        accepted = await call([submission], None, response, single=True)
+        return CreatedOut(request_id=request_id, events=accepted.events)
+
+    @router.post("/requests/{request_id}/identity-verification", status_code=202)
+    async def verify(
+        request_id: UUID, body: IdentityIn, actor: Actor, response: Response
+    ) -> AcceptedOut:
+        """Record that the requester was verified to be the data subject."""
+        return await step(request_id, "request.identity_verified", body, actor, response)
+
+    @router.post("/requests/{request_id}/extension", status_code=202)
+    async def extend(
+        request_id: UUID, body: ExtensionIn, actor: Actor, response: Response
+    ) -> AcceptedOut:
+        """Extend by two months, with reasons; only within the first month (Art. 12(3))."""
+        return await step(request_id, "request.extended", body, actor, response)
+
+    @router.post("/requests/{request_id}/fulfilment", status_code=202)
+    async def fulfil(
+        request_id: UUID, body: FulfilmentIn, actor: Actor, response: Response
+    ) -> AcceptedOut:
+        """Record the answer: what was done and delivered."""
+        return await step(request_id, "request.fulfilled", body, actor, response)
+
+    @router.post("/requests/{request_id}/rejection", status_code=202)
+    async def reject(
+        request_id: UUID, body: RejectionIn, actor: Actor, response: Response
+    ) -> AcceptedOut:
+        """Refuse with written reasons; the ledger adds where the person can complain."""
+        return await step(request_id, "request.rejected", body, actor, response)
+
+    @router.get("/requests", summary="Requests and where they stand against their deadlines")
+    async def list_requests(
+        timing_is: Annotated[RequestTiming | None, Query(alias="timing")] = None,
+        subject_id: SubjectId | None = None,
+    ) -> list[RequestOut]:
+        rows = await read_requests(pool, subject_id=subject_id)
+        out = [with_timing(r, register, today()) for r in rows]
+        return [r for r in out if timing_is is None or r.timing == timing_is]
+
+    @router.get("/requests/{request_id}", summary="One request")
+    async def get_request(request_id: UUID) -> RequestOut:
+        rows = await read_requests(pool, request_ids=[request_id])
+        if not rows:
+            raise ProblemError(404, "request_not_found", f"no rights request {request_id}")
+        return with_timing(rows[0], register, today())
+
+    @router.get(
+        "/subjects/{subject_id}/export",
+        summary="Export everything held about a person (Art. 15 access, Art. 20 portability)",
+        responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    )
+    async def export(
+        subject_id: Annotated[SubjectId, Path()],
+        actor: Actor,
+        kind: Literal["access", "portability"] = "access",
+        fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+        request_id: UUID | None = None,
+    ) -> Response:
+        """The export is recorded in the ledger (``subject.exported``) before it is returned."""
+        state = await read_subject(pool, subject_id)
+        if state is None:
+            raise ProblemError(404, "subject_not_found", f"no events about {subject_id!r}")
+        history = await read_history(pool, subject_id)
+        data = {
+            "kind": kind,
+            "formats": [fmt],
+            "request_id": str(request_id) if request_id else None,
+        }
+        await call([event("subject.exported", subject_id, actor, None, data)], None, Response(),
+                   single=True)  # fmt: skip
+        if fmt == "csv":
+            return Response(history_csv(history), media_type="text/csv")
+        requests = [
+            with_timing(r, register, today()).model_dump(mode="json")
+            for r in await read_requests(pool, subject_id=subject_id)
+        ]
+        body = export_document(register, state_to_json(state), history, requests)
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    return router
+
+
+def export_document(
+    register: Register,
+    subject: dict[str, Any],
+    history: list[dict[str, Any]],
+    requests: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Everything held about a person, with the purposes' notices and the recipients."""
+    purposes = [p for p in register.purposes if p.id in subject["purposes"]]
+    recipient_ids = {r for p in purposes for r in p.recipients}
+    return {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "controller": register.controller.model_dump(mode="json"),
+        "supervisory_authority": register.supervisory_authority.model_dump(mode="json"),
+        "subject": subject,
+        "purposes": [p.model_dump(mode="json") for p in purposes],
+        "recipients": [
+            r.model_dump(mode="json") for r in register.recipients if r.id in recipient_ids
+        ],
+        "requests": requests,
+        "history": history,
+    }
+
+
+HISTORY_COLUMNS = (
+    "partition", "offset", "event_id", "type", "purpose", "occurred_at", "recorded_at",
+    "source_system", "source_actor",
+)  # fmt: skip
+
+
+def history_csv(history: list[dict[str, Any]]) -> str:
+    """The history as CSV, one event a row (personal data stays in the JSON export)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(HISTORY_COLUMNS)
+    for entry in history:
+        event = entry["event"]
+        source = event.get("source", {})
+        writer.writerow([
+            entry["partition"], entry["offset"], event["event_id"], event["type"],
+            event.get("purpose", ""), event["occurred_at"], event["recorded_at"],
+            source.get("system", ""), source.get("actor", ""),
+        ])  # fmt: skip
+    return out.getvalue()
