@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,9 @@ def problem(status: int, error: str, message: str, **extra: Any) -> JSONResponse
     return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
 
 
+_FIELD_IN_MESSAGE = re.compile(r"^Value error, ([a-z_][a-z0-9_.]*): (.+)$", re.S)
+
+
 def describe(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Pydantic errors as ``{item, field, reason}``, without the request-body plumbing."""
     described = []
@@ -40,9 +44,13 @@ def describe(errors: Sequence[Any]) -> list[dict[str, Any]]:
             item, loc = loc[1], loc[2:]
         kind = err.get("type", "")
         field = ".".join(str(p) for p in loc)
+        reason = err.get("msg", "")
+        named = _FIELD_IN_MESSAGE.match(reason)
+        if not field and named:  # a model-level rule that names its field: "field: reason"
+            field, reason = named.group(1), named.group(2)
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             field = ".".join(filter(None, [field, "type"]))
-        entry: dict[str, Any] = {"field": field or None, "reason": err.get("msg", ""), "type": kind}
+        entry: dict[str, Any] = {"field": field or None, "reason": reason, "type": kind}
         if item is not None:
             entry = {"item": item, **entry}
         described.append(entry)

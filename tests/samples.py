@@ -56,3 +56,66 @@ def given_event(subject_id: str = "crm-1", minutes: int = 0) -> ConsentGiven:
 
 def withdrawn_event(subject_id: str = "crm-1", minutes: int = 0) -> ConsentWithdrawn:
     return ConsentWithdrawn.model_validate(_recorded(withdrawn_json(subject_id), minutes))
+
+
+REQUEST_ID = "01a2145e-bae9-706e-a524-6315bf1696f6"
+#: A valid ``data`` section (and purpose, where the type has one) for every event type.
+VALID: dict[str, dict[str, Any]] = {
+    "consent.requested": {
+        "purpose": "newsletter",
+        "data": {"notice_version": "2022-02-22", "language": "fi", "method": "double_opt_in"},
+    },
+    "consent.confirmed": {
+        "purpose": "newsletter",
+        "data": {"notice_version": "2022-02-22", "language": "fi", "confirmation": "email_link"},
+    },
+    "consent.given": {
+        "purpose": "newsletter",
+        "data": {"notice_version": "2022-02-22", "language": "fi", "method": "web_form"},
+    },
+    "consent.withdrawn": {"purpose": "newsletter", "data": {"channel": "email"}},
+    "consent.expired": {"purpose": "analytics", "data": {"valid_until": "2024-01-01T00:00:00Z"}},
+    "objection.received": {
+        "purpose": "newsletter",
+        "data": {"scope": "direct_marketing", "channel": "phone"},
+    },
+    "restriction.applied": {"data": {"grounds": "accuracy_contested"}},
+    "restriction.lifted": {"data": {"reason": "accuracy_verified"}},
+    "subject.rectified": {"data": {"fields": ["email"]}, "personal": {"email": "x@example.fi"}},
+    "subject.erased": {"data": {"grounds": "request"}},
+    "subject.exported": {"data": {"kind": "access", "formats": ["json"]}},
+    "request.received": {
+        "data": {
+            "request_id": REQUEST_ID,
+            "right": "access",
+            "channel": "letter",
+            "written": True,
+            "signed": True,
+            "received_by": "dpo",
+        }
+    },
+    "request.identity_verified": {"data": {"request_id": REQUEST_ID, "method": "signature"}},
+    "request.extended": {"data": {"request_id": REQUEST_ID, "reasons": "archives"}},
+    "request.fulfilled": {"data": {"request_id": REQUEST_ID, "outcome": "granted"}},
+    "request.rejected": {"data": {"request_id": REQUEST_ID, "reasons": "unfounded"}},
+    "recipient.notified": {
+        "data": {
+            "recipient_id": "newsletter_tool",
+            "action": "erasure",
+            "about_event_id": REQUEST_ID,
+        }
+    },
+}
+
+
+def valid_json(kind: str, subject_id: str = "crm-1", **overrides: Any) -> dict[str, Any]:
+    """A valid submission of any event type (shape only: lifecycle checks may still refuse)."""
+    body = {
+        "type": kind,
+        "subject_id": subject_id,
+        "occurred_at": "2024-03-04T11:00:00+02:00",
+        "source": {"system": "test", "actor": "tester"},
+        **VALID[kind],
+    }
+    body.update(overrides)
+    return body

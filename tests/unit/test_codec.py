@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from events.catalog import EVENT_TYPES
+from events.catalogue_doc import catalogue_markdown
 from events.codec import DecodeError, Upcasters, decode, encode, export_schemas, json_schemas
 from events.ids import uuid7, uuid7_time_ms
 from tests.samples import given_event
@@ -87,3 +88,10 @@ def test_event_ids_are_time_ordered() -> None:
     assert len(set(ids)) == len(ids)
     assert all(i.version == 7 for i in ids)
     assert uuid7_time_ms(uuid7(now_ms=1_700_000_000_000)) >= 1_700_000_000_000
+
+
+def test_the_event_catalogue_is_generated_from_the_models() -> None:
+    committed = (SCHEMA_DIR.parents[1] / "docs" / "events.md").read_text()
+    assert committed == catalogue_markdown(), "docs/events.md is stale: run `make schemas`"
+    for tag in EVENT_TYPES:
+        assert f"## `{tag}` (v1)" in committed

@@ -1,0 +1,91 @@
+"""Every invalid event type and field combination gets a 4xx naming the item, the field and
+the reason; nothing of the request is appended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from events.catalog import EVENT_TYPES
+from services.config import Settings
+from tests.integration.conftest import read_topic
+from tests.samples import VALID, valid_json
+
+pytestmark = pytest.mark.integration
+
+
+def without(body: dict[str, Any], field: str) -> dict[str, Any]:
+    data = {k: v for k, v in body["data"].items() if k != field}
+    return {**body, "data": data}
+
+
+@pytest.mark.parametrize("kind", list(EVENT_TYPES))
+async def test_each_required_data_field_is_named_when_missing(
+    settings: Settings, intake: httpx.AsyncClient, kind: str
+) -> None:
+    required = sorted(
+        EVENT_TYPES[kind].model_json_schema()["$defs"][
+            EVENT_TYPES[kind].model_json_schema()["properties"]["data"]["$ref"].rsplit("/", 1)[1]
+        ]["required"]
+    )
+    assert set(required) <= set(VALID[kind]["data"])
+    items = [without(valid_json(kind), field) for field in required]
+    items.append({**valid_json(kind), "data": {**VALID[kind]["data"], "surprise": 1}})
+    answer = await intake.post("/v1/events/batch", json={"events": items})
+    assert answer.status_code == 422, answer.text
+    named = {(e["item"], e["field"]) for e in answer.json()["errors"]}
+    expected = {(i, f"data.{field}") for i, field in enumerate(required)}
+    expected.add((len(required), "data.surprise"))
+    assert named == expected
+    assert await read_topic(settings, settings.ledger_topic) == []
+
+
+POLICY_CASES = [
+    pytest.param(
+        valid_json("consent.given", purpose="newzletter"), "purpose", "unknown purpose",
+        id="unknown-purpose",
+    ),
+    pytest.param(
+        valid_json("consent.given", data={**VALID["consent.given"]["data"],
+                                          "notice_version": "2019-01-01"}),
+        "data.notice_version", "has no notice version", id="unknown-notice",
+    ),
+    pytest.param(
+        valid_json("consent.given", purpose="analytics", data={
+            **VALID["consent.given"]["data"], "legal_basis": "legitimate_interest"}),
+        "data.legal_basis", "based on consent", id="wrong-basis",
+    ),
+    pytest.param(
+        valid_json("subject.erased", personal={"email": "x@example.fi"}),
+        "personal", "must not carry personal data", id="erasure-with-personal-data",
+    ),
+    pytest.param(
+        valid_json("subject.rectified", personal={}), "personal.email", "corrected e-mail",
+        id="rectification-without-value",
+    ),
+    pytest.param(
+        valid_json("request.fulfilled"), "data.request_id", "no request", id="unknown-request",
+    ),
+    pytest.param(
+        valid_json("recipient.notified", data={**VALID["recipient.notified"]["data"],
+                                               "recipient_id": "acme"}),
+        "data.recipient_id", "unknown recipient", id="unknown-recipient",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "field", "reason"), POLICY_CASES)
+async def test_register_and_lifecycle_violations_are_named(
+    settings: Settings, intake: httpx.AsyncClient, body: dict[str, Any], field: str, reason: str
+) -> None:
+    good = valid_json("consent.given", subject_id="crm-ok")
+    answer = await intake.post("/v1/events/batch", json={"events": [good, body]})
+    assert answer.status_code == 422, answer.text
+    errors = answer.json()["errors"]
+    assert any(e["item"] == 1 and field in e["field"] and reason in e["reason"] for e in errors), (
+        errors
+    )
+    assert all(e.get("item") == 1 for e in errors)
+    assert await read_topic(settings, settings.ledger_topic) == []
