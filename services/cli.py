@@ -8,11 +8,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from services.config import ROOT, Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+#: The generated event catalogue.
+CATALOGUE = ROOT / "docs" / "events.md"
 
 
 def _database_url_given(args: argparse.Namespace, settings: Settings) -> bool:
@@ -125,11 +128,58 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _instant(value: str) -> datetime:
+    """An ISO 8601 instant with a UTC offset (argparse type of ``--now``)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"needs a UTC offset, e.g. {value}Z or {value}+02:00")
+    return parsed.astimezone(UTC)
+
+
+def _seconds(value: str) -> float:
+    """A positive number of seconds (argparse type of ``--interval``)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return seconds
+
+
+def cmd_retention_run(args: argparse.Namespace, settings: Settings) -> int:
+    from services.logs import configure
+    from services.retention.main import run_once
+
+    if args.now is not None and args.now > datetime.now(UTC) and not args.dry_run:
+        print("consent-ledger: --now in the future needs --dry-run", file=sys.stderr)
+        return 2  # the ledger refuses events that occur in the future
+    configure(settings.log_level)
+    report = asyncio.run(run_once(settings, args.now, dry_run=args.dry_run))
+    print(json.dumps(report.to_json(), indent=2))
+    return 0
+
+
+def cmd_retention_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from services.logs import configure
+    from services.retention.main import serve
+
+    configure(settings.log_level)
+    asyncio.run(serve(settings, args.interval))
+    return 0
+
+
 def cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
+    from events.catalogue_doc import catalogue_markdown
     from events.codec import export_schemas
 
     for path in export_schemas(Path(args.directory)):
         print(path)
+    CATALOGUE.write_text(catalogue_markdown())
+    print(CATALOGUE)
     return 0
 
 
@@ -183,11 +233,40 @@ def build_parser() -> argparse.ArgumentParser:
     topics = commands.add_parser("topics", help="Kafka topics", description="Kafka topics.")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
     add(topics_sub, "create", cmd_topics_create, "create the ledger, intake and dead-letter topics")
+    retention = commands.add_parser(
+        "retention",
+        help="the retention job",
+        description="Append consent.expired and subject.erased events where the register's "
+        "retention rules call for them; safe to run twice or concurrently.",
+    )
+    retention_sub = retention.add_subparsers(
+        dest="retention_command", required=True, metavar="ACTION"
+    )
+    retention_run = add(
+        retention_sub, "run", cmd_retention_run, "run the job once; print a JSON report"
+    )
+    retention_run.add_argument(
+        "--dry-run", action="store_true", help="report what would be appended; append nothing"
+    )
+    retention_run.add_argument(
+        "--now", type=_instant, help="apply the rules as of this ISO 8601 time (default: now)"
+    )
+    retention_serve = add(
+        retention_sub, "serve", cmd_retention_serve, "run the job on a timer until SIGINT/SIGTERM"
+    )
+    retention_serve.add_argument(
+        "--interval", type=_seconds, default=300.0, help="seconds between runs (default: 300)"
+    )
     schemas = commands.add_parser(
         "schemas", help="event JSON Schemas", description="The JSON Schemas of every event type."
     )
     schemas_sub = schemas.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
-    export = add(schemas_sub, "export", cmd_schemas_export, "write every event's JSON Schema")
+    export = add(
+        schemas_sub,
+        "export",
+        cmd_schemas_export,
+        "write every event's JSON Schema, and the event catalogue docs/events.md",
+    )
     export.add_argument("directory", nargs="?", default=str(ROOT / "events" / "schemas"))
     return parser
 
