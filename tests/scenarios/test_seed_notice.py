@@ -10,6 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
+from services.config import Settings
+from services.retention.main import run_once
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -303,3 +305,43 @@ async def test_after_an_erasure_no_projection_holds_the_email(
         "consent.given", "subject.rectified", "recipient.notified",
     ]  # fmt: skip
     assert all(h["event"].get("personal", {}) == {} for h in history)
+
+
+async def test_a_withdrawal_leads_to_retention_erasure(
+    settings: Settings,
+    intake: httpx.AsyncClient,
+    projector: httpx.AsyncClient,
+    pool: asyncpg.Pool[Any],
+) -> None:
+    """ "Tiedot ... poistetaan suostumuksen peruuttamisella": data is deleted on withdrawal."""
+    signup = {**NOTICE, "method": "web_form"}
+    await post(
+        intake,
+        event(
+            "consent.given",
+            "crm-11",
+            signup,
+            purpose="newsletter",
+            occurred_at=ago(hours=2),
+            personal={"email": "bye@example.fi"},
+        ),
+    )
+    await post(
+        intake,
+        event("consent.withdrawn", "crm-11", {"channel": "unsubscribe_link"}, purpose="newsletter"),
+    )
+    await settled(projector, "crm-11", 2)
+
+    report = await run_once(settings)
+    assert report.erased == 1
+    state = await settled(projector, "crm-11", 4)  # erasure + its Art. 19 notice
+    assert state["email"] is None
+    assert newsletter(state)["status"] == "erased"
+    erasure = next(
+        h["event"]
+        for h in (await projector.get("/v1/subjects/crm-11/history")).json()["events"]
+        if h["event"]["type"] == "subject.erased"
+    )
+    assert erasure["data"] == {"grounds": "retention", "purpose": "newsletter"}
+    assert (await run_once(settings)).erased == 0
+    assert await pool.fetchval("SELECT count(*) FROM subscribers WHERE email IS NOT NULL") == 0
