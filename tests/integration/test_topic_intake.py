@@ -42,12 +42,13 @@ async def test_poison_goes_to_the_dead_letter_topic_and_intake_goes_on(
             b"{not json at all",
             as_bytes({**given_json("crm-2"), "type": "consent.teleported"}),
             as_bytes({**given_json("crm-3"), "occurred_at": "2024-02-30T00:00:00Z"}),
+            as_bytes({**given_json("crm-5"), "purpose": "newzletter"}),
             as_bytes(withdrawn_json("crm-1")),
         ],
     )
 
     async def arrived() -> bool:
-        return len(await read_topic(settings, settings.dead_letter_topic)) >= 3
+        return len(await read_topic(settings, settings.dead_letter_topic)) >= 4
 
     await eventually(arrived)
     ledger = [decode(r.value) for r in await read_topic(settings, settings.ledger_topic)]
@@ -57,16 +58,18 @@ async def test_poison_goes_to_the_dead_letter_topic_and_intake_goes_on(
     ]
 
     dead = await read_topic(settings, settings.dead_letter_topic)
-    assert [r.headers["x-origin-offset"] for r in dead] == [b"1", b"2", b"3"]
+    assert [r.headers["x-origin-offset"] for r in dead] == [b"1", b"2", b"3", b"4"]
     assert {r.headers["x-origin-topic"] for r in dead} == {settings.intake_topic.encode()}
     assert [r.headers["x-error-reason"] for r in dead] == [
         b"malformed_json",
         b"validation_failed",
         b"validation_failed",
+        b"policy",
     ]
     assert b"type" in dead[1].headers["x-error-detail"]
     assert b"occurred_at" in dead[2].headers["x-error-detail"]
     assert dead[0].value == b"{not json at all"
+    assert b"unknown purpose 'newzletter'" in dead[3].headers["x-error-detail"]
 
     # Intake keeps running after poison, and did not append anything twice.
     await produce(settings, [as_bytes(given_json("crm-4"))])
