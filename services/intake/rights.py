@@ -30,6 +30,7 @@ from projections.queries import read_history, read_requests, read_subject
 from projections.rows import state_to_json
 from services.errors import ProblemError
 from services.intake.http import AcceptedOut, IntakeCall
+from services.views import RequestOut
 
 Actor = Annotated[
     str, Header(alias="X-Actor", min_length=1, max_length=200, description="Who acts (staff id).")
@@ -71,30 +72,18 @@ class RejectionIn(StepIn):
     reasons: Reasons
 
 
-class RequestOut(BaseModel):
-    request_id: UUID
+class RequestStatusOut(RequestOut):
+    """A request, whose it is, and where it stands against its deadline today."""
+
     subject_id: str
-    right: str
-    channel: str
-    written: bool
-    signed: bool
-    received_by: str
-    received_at: datetime
-    due_on: date | None
-    extended_due_on: date | None
-    status: str
     timing: RequestTiming = Field(description="Against the deadline that applies, today.")
-    identity_verified_at: datetime | None
-    answered_at: datetime | None
-    outcome: str | None
-    reasons: str | None
 
 
 class CreatedOut(AcceptedOut):
     request_id: UUID
 
 
-def with_timing(row: asyncpg.Record, register: Register, today: date) -> RequestOut:
+def with_timing(row: asyncpg.Record, register: Register, today: date) -> RequestStatusOut:
     """A ``rights_requests`` row with where it stands today in the register's time zone."""
     limits = deadline(row["received_at"], register.tz)
     answered = row["answered_at"]
@@ -104,7 +93,7 @@ def with_timing(row: asyncpg.Record, register: Register, today: date) -> Request
         answered_on=answered.astimezone(register.tz).date() if answered else None,
         today=today,
     )
-    return RequestOut.model_validate({**dict(row), "timing": verdict})
+    return RequestStatusOut.model_validate({**dict(row), "timing": verdict})
 
 
 def rights_router(call: IntakeCall, pool: asyncpg.Pool[Any], register: Register) -> APIRouter:
@@ -181,13 +170,13 @@ def rights_router(call: IntakeCall, pool: asyncpg.Pool[Any], register: Register)
     async def list_requests(
         timing_is: Annotated[RequestTiming | None, Query(alias="timing")] = None,
         subject_id: SubjectId | None = None,
-    ) -> list[RequestOut]:
+    ) -> list[RequestStatusOut]:
         rows = await read_requests(pool, subject_id=subject_id)
         out = [with_timing(r, register, today()) for r in rows]
         return [r for r in out if timing_is is None or r.timing == timing_is]
 
     @router.get("/requests/{request_id}", summary="One request")
-    async def get_request(request_id: UUID) -> RequestOut:
+    async def get_request(request_id: UUID) -> RequestStatusOut:
         rows = await read_requests(pool, request_ids=[request_id])
         if not rows:
             raise ProblemError(404, "request_not_found", f"no rights request {request_id}")

@@ -2,67 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from events.envelope import SubjectId
 from projections.queries import read_history, read_subject
 from projections.rows import state_to_json
-from projections.state import PurposeStatus
 from services.errors import ProblemError
+from services.views import SubjectOut
 
 SubjectPath = Annotated[SubjectId, Path(description="The subject's id.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No event about this subject was projected yet."}
 }
-
-
-class PurposeOut(BaseModel):
-    status: PurposeStatus
-    legal_basis: str | None
-    notice_version: str | None
-    changed_at: datetime = Field(description="When the deciding event occurred.")
-    event_id: str = Field(description="The event that decides the status.")
-    valid_until: datetime | None
-    eligible: bool = Field(description="May be processed (e-mailed) for this purpose now.")
-    eligibility_reason: str
-    marks: dict[str, dict[str, Any] | None] = Field(
-        description="The latest event of each kind the status is derived from."
-    )
-
-
-class RequestOut(BaseModel):
-    request_id: str
-    right: str
-    channel: str
-    written: bool
-    signed: bool
-    received_by: str
-    received_at: datetime
-    due_on: date | None
-    status: str
-    last_event_id: str
-    identity_verified_at: datetime | None
-    extended_due_on: date | None
-    answered_at: datetime | None
-    outcome: str | None
-    reasons: str | None
-
-
-class SubjectOut(BaseModel):
-    subject_id: str
-    email: str | None
-    purposes: dict[str, PurposeOut]
-    restricted_since: datetime | None
-    erased_at: datetime | None
-    requests: dict[str, RequestOut]
-    version: int
-    last_event_id: str | None
-    updated_at: datetime | None
 
 
 class HistoryEntry(BaseModel):

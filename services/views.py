@@ -1,0 +1,55 @@
+"""Read models shared by the HTTP APIs: what a subject and a rights request look like."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from projections.state import PurposeStatus
+
+
+class PurposeOut(BaseModel):
+    status: PurposeStatus
+    legal_basis: str | None
+    notice_version: str | None
+    changed_at: datetime = Field(description="When the deciding event occurred.")
+    event_id: str = Field(description="The event that decides the status.")
+    valid_until: datetime | None
+    eligible: bool = Field(description="May be processed (e-mailed) for this purpose now.")
+    eligibility_reason: str
+    marks: dict[str, dict[str, Any] | None] = Field(
+        description="The latest event of each kind the status is derived from."
+    )
+
+
+class RequestOut(BaseModel):
+    request_id: UUID
+    right: str
+    channel: str
+    written: bool
+    signed: bool
+    received_by: str
+    received_at: datetime
+    due_on: date | None
+    status: str
+    last_event_id: UUID
+    identity_verified_at: datetime | None
+    extended_due_on: date | None
+    answered_at: datetime | None
+    outcome: str | None
+    reasons: str | None
+
+
+class SubjectOut(BaseModel):
+    subject_id: str
+    email: str | None
+    purposes: dict[str, PurposeOut]
+    restricted_since: datetime | None
+    erased_at: datetime | None
+    requests: dict[str, RequestOut]
+    version: int
+    last_event_id: str | None
+    updated_at: datetime | None
