@@ -53,3 +53,20 @@ class SubjectOut(BaseModel):
     version: int
     last_event_id: str | None
     updated_at: datetime | None
+
+
+def as_of(subject: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A subject's JSON with eligibility as of ``now``: a consent whose validity has ended is
+    not eligible, even before the retention job recorded ``consent.expired``."""
+    purposes = {}
+    for name, purpose in subject["purposes"].items():
+        until = purpose.get("valid_until")
+        if purpose["eligible"] and until and datetime.fromisoformat(until) <= now:
+            lapsed = datetime.fromisoformat(until).date().isoformat()
+            purpose = {
+                **purpose,
+                "eligible": False,
+                "eligibility_reason": f"consent lapsed on {lapsed} (its validity ended)",
+            }
+        purposes[name] = purpose
+    return {**subject, "purposes": purposes}

@@ -30,7 +30,7 @@ from projections.queries import read_history, read_requests, read_subject
 from projections.rows import state_to_json
 from services.errors import ProblemError
 from services.intake.http import AcceptedOut, IntakeCall
-from services.views import RequestOut
+from services.views import RequestOut, as_of
 
 Actor = Annotated[
     str, Header(alias="X-Actor", min_length=1, max_length=200, description="Who acts (staff id).")
@@ -212,7 +212,8 @@ def rights_router(call: IntakeCall, pool: asyncpg.Pool[Any], register: Register)
             with_timing(r, register, today()).model_dump(mode="json")
             for r in await read_requests(pool, subject_id=subject_id)
         ]
-        body = export_document(register, state_to_json(state), history, requests)
+        subject = as_of(state_to_json(state), datetime.now(UTC))
+        body = export_document(register, subject, history, requests)
         return Response(orjson.dumps(body), media_type="application/json")
 
     return router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -12,7 +13,7 @@ from events.envelope import SubjectId
 from projections.queries import read_history, read_subject
 from projections.rows import state_to_json
 from services.errors import ProblemError
-from services.views import SubjectOut
+from services.views import SubjectOut, as_of
 
 SubjectPath = Annotated[SubjectId, Path(description="The subject's id.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -44,7 +45,7 @@ def subjects_router(pool: asyncpg.Pool[Any]) -> APIRouter:
         state = await read_subject(pool, subject_id)
         if state is None:
             raise _not_found(subject_id)
-        return SubjectOut.model_validate(state_to_json(state))
+        return SubjectOut.model_validate(as_of(state_to_json(state), datetime.now(UTC)))
 
     @router.get(
         "/{subject_id}/history",

@@ -345,3 +345,39 @@ async def test_a_withdrawal_leads_to_retention_erasure(
     assert erasure["data"] == {"grounds": "retention", "purpose": "newsletter"}
     assert (await run_once(settings)).erased == 0
     assert await pool.fetchval("SELECT count(*) FROM subscribers WHERE email IS NOT NULL") == 0
+
+
+async def test_a_restriction_stops_processing_until_lifted(
+    intake: httpx.AsyncClient, projector: httpx.AsyncClient, pool: asyncpg.Pool[Any]
+) -> None:
+    """Art. 18: while the accuracy of the data is contested, the person is e-mailed nothing;
+    the newsletter provider is told (Art. 19)."""
+    signup = {**NOTICE, "method": "web_form"}
+    await post(
+        intake,
+        event(
+            "consent.given",
+            "crm-12",
+            signup,
+            purpose="newsletter",
+            occurred_at=ago(hours=1),
+            personal={"email": "r@example.fi"},
+        ),
+    )
+    restricted = await post(
+        intake, event("restriction.applied", "crm-12", {"grounds": "accuracy_contested"})
+    )
+    assert [e["type"] for e in restricted] == ["restriction.applied", "recipient.notified"]
+    state = await settled(projector, "crm-12", 3)
+    assert state["restricted_since"] is not None
+    assert newsletter(state)["eligible"] is False
+    assert newsletter(state)["eligibility_reason"].startswith("processing restricted since")
+    told = await pool.fetchval(
+        "SELECT action FROM recipient_notifications WHERE subject_id = 'crm-12'"
+    )
+    assert told == "restriction"
+
+    await post(intake, event("restriction.lifted", "crm-12", {"reason": "accuracy_verified"}))
+    lifted = await settled(projector, "crm-12", 4)
+    assert lifted["restricted_since"] is None
+    assert newsletter(lifted)["eligible"] is True

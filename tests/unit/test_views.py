@@ -1,0 +1,28 @@
+"""Read models: eligibility as of the reader's "now"."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from events.consent import ConsentGiven
+from projections.rows import state_to_json
+from projections.state import fold
+from services.views import as_of
+from tests.samples import T0, valid_json
+
+
+def test_a_consent_past_its_validity_is_not_eligible_before_the_expiry_is_recorded() -> None:
+    body = valid_json("consent.given")
+    body["data"] = {**body["data"], "valid_until": (T0 + timedelta(days=30)).isoformat()}
+    event = ConsentGiven.model_validate(
+        {**body, "event_id": "01a2145e-bae9-706e-a524-6315bf1696f6", "schema_version": 1,
+         "recorded_at": T0.isoformat(), "occurred_at": T0.isoformat()}
+    )  # fmt: skip
+    subject = state_to_json(fold([event])["crm-1"])
+    assert subject["purposes"]["newsletter"]["eligible"] is True
+
+    before = as_of(subject, T0 + timedelta(days=29))
+    assert before["purposes"]["newsletter"]["eligible"] is True
+    after = as_of(subject, datetime(2024, 4, 10, tzinfo=UTC))
+    assert after["purposes"]["newsletter"]["eligible"] is False
+    assert "lapsed on 2024-04-03" in after["purposes"]["newsletter"]["eligibility_reason"]
