@@ -79,6 +79,8 @@ def intake_call(service: IntakeService) -> IntakeCall:
         except IdempotencyConflictError as exc:
             raise ProblemError(exc.status, "idempotency_conflict", str(exc)) from exc
         except PolicyError as exc:
+            for item in sorted({p.item for p in exc.problems}):
+                EVENTS_REJECTED.labels(submissions[item].type, "policy", "http").inc()
             items = [p.as_json() for p in exc.problems]
             if single:
                 items = [{k: v for k, v in i.items() if k != "item"} for i in items]

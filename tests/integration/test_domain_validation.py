@@ -89,3 +89,6 @@ async def test_register_and_lifecycle_violations_are_named(
     )
     assert all(e.get("item") == 1 for e in errors)
     assert await read_topic(settings, settings.ledger_topic) == []
+    if errors[0]["type"] == "policy":
+        metrics = (await intake.get("/metrics")).text
+        assert f'reason="policy",type="{body["type"]}"' in metrics
