@@ -94,7 +94,11 @@ class LedgerPolicy:
         """The drafts to append, in order; raises :class:`PolicyError` naming every problem."""
         problems = [p for i, s in enumerate(submissions) for p in self._register_problems(i, s)]
         known = await self._lookup(
-            [s.data.request_id for s in submissions if isinstance(s, LifecycleIn)]
+            [
+                s.data.request_id
+                for s in submissions
+                if isinstance(s, LifecycleIn | RequestReceivedIn)
+            ]
         )
         drafts: list[Draft] = []
         for index, submission in enumerate(submissions):

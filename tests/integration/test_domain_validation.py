@@ -10,8 +10,8 @@ import pytest
 
 from events.catalog import EVENT_TYPES
 from services.config import Settings
-from tests.integration.conftest import read_topic
-from tests.samples import VALID, valid_json
+from tests.integration.conftest import eventually, read_topic
+from tests.samples import REQUEST_ID, VALID, valid_json
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +92,19 @@ async def test_register_and_lifecycle_violations_are_named(
     if errors[0]["type"] == "policy":
         metrics = (await intake.get("/metrics")).text
         assert f'reason="policy",type="{body["type"]}"' in metrics
+
+
+async def test_a_request_id_cannot_be_received_twice(
+    settings: Settings, intake: httpx.AsyncClient, projector: httpx.AsyncClient
+) -> None:
+    first = await intake.post("/v1/events", json=valid_json("request.received"))
+    assert first.status_code == 202, first.text
+
+    async def projected() -> bool:
+        return (await intake.get(f"/v1/requests/{REQUEST_ID}")).status_code == 200
+
+    await eventually(projected)
+    again = await intake.post("/v1/events", json=valid_json("request.received"))
+    assert again.status_code == 422
+    assert again.json()["errors"][0]["reason"] == "this request already exists"
+    assert len(await read_topic(settings, settings.ledger_topic)) == 1
