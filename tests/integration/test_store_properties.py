@@ -71,8 +71,8 @@ async def project_in_batches(
 def test_the_table_and_the_mirror_replay_equal_the_pure_fold(
     settings: Settings, log: list[AnyEvent], size: int
 ) -> None:
-    records = as_records(log)
+    records = as_records(log + log[: len(log) // 3])  # a retried append repeats events
     table, mirror = asyncio.run(project_in_batches(settings.database_url, records, size))
-    expected = fold(r.event for r in sorted(records, key=lambda r: (r.partition, r.offset)))
+    expected = fold(log)
     assert table == expected
     assert mirror == expected
