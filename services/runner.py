@@ -36,12 +36,13 @@ def services_of(settings: Settings) -> list[Service]:
     ]
 
 
-def spawn(service: Service, settings: Settings) -> subprocess.Popen[bytes]:
-    """Start one service as a child process with the stack's settings in its environment."""
+def spawn(command: str, settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+    """Run ``consent-ledger <command> <args>`` as a child process with the stack's settings in
+    its environment and its output in ``<stack_dir>/<command>.log``."""
     env = {**os.environ, **settings.to_env()}
-    log = open(settings.stack_dir / f"{service.name}.log", "ab")  # noqa: SIM115 - child owns it
+    log = open(settings.stack_dir / f"{command}.log", "ab")  # noqa: SIM115 - child owns it
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", service.name], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "services.cli", command, *args], env=env, stdout=log, stderr=log
     )
 
 
@@ -61,22 +62,23 @@ def wait_ready(service: Service, process: subprocess.Popen[bytes]) -> None:
     raise stack.StackError(f"{service.name} was not ready within {READY_TIMEOUT_S:.0f} s")
 
 
-def start_services(settings: Settings) -> list[tuple[Service, subprocess.Popen[bytes]]]:
-    """Start every service, register it with the stack, and wait until each is ready."""
+def start_services(settings: Settings) -> list[subprocess.Popen[bytes]]:
+    """Start every HTTP service (registered with the stack, ready when ``/readyz`` says so)
+    and the retention job, which has no HTTP side and is stopped with the others."""
     started = []
     for service in services_of(settings):
-        process = spawn(service, settings)
+        process = spawn(service.name, settings)
         started.append((service, process))
         stack.register_service(settings, service.name, service.url, process.pid)
     for service, process in started:
         wait_ready(service, process)
-    return started
+    return [process for _, process in started] + [spawn("retention", settings, "serve")]
 
 
-def stop_services(started: list[tuple[Service, subprocess.Popen[bytes]]]) -> None:
-    for _, process in started:
+def stop_services(started: list[subprocess.Popen[bytes]]) -> None:
+    for process in started:
         process.terminate()
-    for _, process in started:
+    for process in started:
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -89,6 +91,7 @@ def banner(settings: Settings, info: stack.StackInfo) -> str:
         "consent-ledger is running:",
         f"  intake API      http://{settings.intake_host}:{settings.intake_port}/docs",
         f"  projector API   http://{settings.projector_host}:{settings.projector_port}/docs",
+        "  retention job   every 300 s (consent-ledger retention serve)",
         f"  Kafka           {info.kafka_bootstrap}",
         f"  PostgreSQL      {info.database_url}",
         f"  logs            {settings.stack_dir}/*.log",
@@ -104,7 +107,7 @@ async def run(settings: Settings, database_url_given: bool) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    started: list[tuple[Service, subprocess.Popen[bytes]]] = []
+    started: list[subprocess.Popen[bytes]] = []
     try:
         info = await stack.up(settings, database_url_given=database_url_given)
         started = await asyncio.to_thread(start_services, settings)
