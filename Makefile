@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install run test lint typecheck unit schemas stack-up stack-down stack-status clean
+.PHONY: install run test lint typecheck unit schemas stack-up stack-down stack-status bench clean
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ typecheck: install
 
 schemas: install  ## re-export events/schemas after changing an event model
 	@$(BIN)/consent-ledger schemas export
+
+bench: install  ## throughput, latency and memory on a stack of its own; see bench-results/
+	@$(BIN)/consent-ledger bench
 
 stack-up: install
 	@$(BIN)/consent-ledger stack up --detach

@@ -172,6 +172,31 @@ def cmd_retention_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _count(value: str) -> int:
+    """A positive whole number (argparse type of ``--events`` and ``--subjects``)."""
+    try:
+        count = int(value.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return count
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.main import configure, main
+
+    config = configure(
+        events=args.events,
+        subjects=args.subjects,
+        large=args.large,
+        out=Path(args.out) if args.out else None,
+        http_rate=args.http_rate,
+        lag_rate=args.lag_rate,
+    )
+    return main(config)
+
+
 def cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
     from events.catalogue_doc import catalogue_markdown
     from events.codec import export_schemas
@@ -256,6 +281,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retention_serve.add_argument(
         "--interval", type=_seconds, default=300.0, help="seconds between runs (default: 300)"
+    )
+    bench = add(
+        commands,
+        "bench",
+        cmd_bench,
+        "measure throughput, latency and memory on a stack of its own (.stack/bench); print "
+        "a table and write it as JSON",
+    )
+    bench.add_argument(
+        "--events", type=_count, help="events per throughput run (default 50,000; --large 5 M)"
+    )
+    bench.add_argument(
+        "--subjects", type=_count, help="distinct subjects (default 10,000; --large 1 M)"
+    )
+    bench.add_argument(
+        "--large", action="store_true", help="1,000,000 subjects and 5,000,000 events"
+    )
+    bench.add_argument(
+        "--out", metavar="FILE", help="the JSON file (default: bench-results/<UTC time>.json)"
+    )
+    bench.add_argument(
+        "--http-rate",
+        type=_seconds,
+        metavar="REQ_PER_S",
+        help="single-event requests/s offered in the open-loop run (default 500; --large 2000)",
+    )
+    bench.add_argument(
+        "--lag-rate",
+        type=_seconds,
+        metavar="EVENTS_PER_S",
+        help="events/s offered while measuring end-to-end lag (default 200; --large 5000)",
     )
     schemas = commands.add_parser(
         "schemas", help="event JSON Schemas", description="The JSON Schemas of every event type."

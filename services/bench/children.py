@@ -1,0 +1,69 @@
+"""The services under test, run as child processes (as ``consent-ledger run`` does) so that
+their peak resident memory can be read from ``/proc``."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from services import runner, stack
+from services.config import Settings
+
+STOP_TIMEOUT_S = 15.0
+
+
+@dataclass
+class Child:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    peak_rss_mb: float | None = None
+
+
+def vm_hwm_mb(status_text: str) -> float | None:
+    """``VmHWM`` (peak resident set size) of a ``/proc/<pid>/status`` text, in MiB."""
+    for line in status_text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def read_peak_rss_mb(pid: int) -> float | None:
+    try:
+        return vm_hwm_mb(Path(f"/proc/{pid}/status").read_text())
+    except OSError:
+        return None
+
+
+def service_of(name: str, settings: Settings) -> runner.Service:
+    """The HTTP service called ``name`` as ``consent-ledger run`` starts it."""
+    return next(s for s in runner.services_of(settings) if s.name == name)
+
+
+async def start(name: str, settings: Settings) -> Child:
+    """Spawn ``consent-ledger <name>`` as ``consent-ledger run`` does, register it with the
+    stack so ``down`` would stop it, and wait until its ``/readyz`` answers 200."""
+    service = service_of(name, settings)
+    child = Child(name, service.url, runner.spawn(name, settings))
+    stack.register_service(settings, name, child.url, child.process.pid)
+    try:
+        await asyncio.to_thread(runner.wait_ready, service, child.process)
+    except BaseException:
+        await stop(child, settings)
+        raise
+    return child
+
+
+async def stop(child: Child, settings: Settings) -> None:
+    """Read the child's peak RSS, then stop it (SIGTERM; SIGKILL after 15 s)."""
+    if child.process.poll() is None:
+        child.peak_rss_mb = read_peak_rss_mb(child.process.pid)
+        child.process.terminate()
+        try:
+            await asyncio.to_thread(child.process.wait, STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            await asyncio.to_thread(child.process.wait)
+    stack.unregister_service(settings, child.name)

@@ -1,0 +1,437 @@
+"""``consent-ledger bench``: one run, its own stack, every measurement, a table and a JSON file.
+
+The run starts (or reuses) the stack in ``.stack/bench`` on free ports, works in a namespace
+of its own (fresh topics and database, removed at the end), runs intake and projector as child
+processes, and stops everything it started, also when a step fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Awaitable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from projections.migrations import apply
+from services import stack
+from services.bench import children, pipeline, raw, report, workload
+from services.bench.http_load import LoadResult
+from services.bench.results import Count, Measured, OpenLoop, build_rows
+from services.config import ROOT, Settings
+
+DEFAULT_EVENTS, DEFAULT_SUBJECTS = 30_000, 10_000
+LARGE_EVENTS, LARGE_SUBJECTS = 5_000_000, 1_000_000
+RESULTS_DIR = ROOT / "bench-results"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Config:
+    events: int = DEFAULT_EVENTS
+    subjects: int = DEFAULT_SUBJECTS
+    large: bool = False
+    out: Path | None = None
+    http_rate: float = 500.0  # single-event requests/s offered (open loop)
+    http_seconds: float = 10.0
+    lag_rate: float = 200.0  # events/s offered while measuring the end-to-end lag
+    lag_seconds: float = 10.0
+    batch_clients: int = 4
+    capacity_workers: int = 64
+    capacity_seconds: float = 5.0
+    raw_max: int = 200_000  # the raw limits are rates: a sample this large is plenty
+
+    @property
+    def timeout_s(self) -> float:
+        """How long any one wait may take before its measurement is reported unfinished."""
+        return max(90.0, self.events / 500)
+
+    @property
+    def span(self) -> int:
+        """Phases draw submissions from disjoint index ranges of this size."""
+        return max(self.events, 1_000_000)
+
+
+def configure(
+    *,
+    events: int | None = None,
+    subjects: int | None = None,
+    large: bool = False,
+    out: Path | None = None,
+    http_rate: float | None = None,
+    lag_rate: float | None = None,
+) -> Config:
+    """The run's configuration: ``--large`` changes the defaults, explicit values win."""
+    config = Config(large=large, out=out)
+    if large:
+        config = replace(
+            config,
+            events=LARGE_EVENTS,
+            subjects=LARGE_SUBJECTS,
+            http_rate=2_000.0,
+            lag_rate=5_000.0,
+        )
+    updates: dict[str, Any] = {
+        "events": events,
+        "subjects": subjects,
+        "http_rate": http_rate,
+        "lag_rate": lag_rate,
+    }
+    return replace(config, **{k: v for k, v in updates.items() if v is not None})
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """The topics and database of one run, inside the bench stack."""
+
+    settings: Settings
+    raw_topic: str
+    admin_url: str
+    database: str
+
+
+async def create_namespace(base: Settings) -> Namespace:
+    tag = uuid.uuid4().hex[:8]
+    database = f"bench_{tag}"
+    conn = await asyncpg.connect(base.database_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
+    settings = base.model_copy(
+        update={
+            "database_url": base.database_url.rsplit("/", 1)[0] + "/" + database,
+            "ledger_topic": f"bench-{tag}.ledger.v1",
+            "intake_topic": f"bench-{tag}.intake.v1",
+            "dead_letter_topic": f"bench-{tag}.deadletter.v1",
+            "projector_group": f"bench-{tag}-projector",
+            "intake_group": f"bench-{tag}-intake",
+        }
+    )
+    namespace = Namespace(settings, f"bench-{tag}.raw", base.database_url, database)
+    await stack.ensure_topics(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(namespace.raw_topic, settings.ledger_partitions, 1)])
+    finally:
+        await admin.close()
+    await apply(settings.database_url)
+    return namespace
+
+
+async def drop_stale_namespaces(base: Settings) -> None:
+    """Remove what an interrupted earlier run left in the bench stack (one run at a time)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
+    await admin.start()
+    try:
+        stale = [t for t in await admin.list_topics() if t.startswith("bench-")]
+        if stale:
+            say(f"removing {len(stale)} topics an earlier run left behind")
+            await admin.delete_topics(stale)
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(base.database_url)
+    try:
+        for row in await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'"
+        ):
+            await conn.execute(f'DROP DATABASE "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def drop_namespace(namespace: Namespace) -> None:
+    s = namespace.settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    await admin.start()
+    try:
+        topics = [s.ledger_topic, s.intake_topic, s.dead_letter_topic, namespace.raw_topic]
+        await admin.delete_topics(topics)
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(namespace.admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{namespace.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def step(name: str, action: Awaitable[T]) -> T | None:
+    """Run one measurement; a failure is reported and leaves it unmeasured, the run goes on."""
+    try:
+        return await action
+    except Exception as exc:
+        say(f"{name} failed: {exc!r}")
+        return None
+
+
+def open_loop_result(
+    load: LoadResult, offered: float, seconds: float, per_request: int = 1
+) -> OpenLoop:
+    accepted = load.accepted
+    return OpenLoop(
+        offered_per_s=offered,
+        seconds=seconds,
+        sent=len(load.outcomes) + load.timed_out,
+        accepted=len(accepted),
+        achieved_per_s=report.rate(len(accepted) * per_request, load.last_done - load.started),
+        latencies=report.latencies([o.latency_ms for o in accepted]),
+        failed=load.failed,
+        failure_kinds=load.failure_kinds(),
+        not_sent=load.not_sent,
+        events_per_request=per_request,
+    )
+
+
+class Run:
+    """The measurements of one run, in order, against one namespace."""
+
+    def __init__(self, config: Config, namespace: Namespace, conn: asyncpg.Connection[Any]):
+        self.config = config
+        self.ns = namespace
+        self.s = namespace.settings
+        self.conn = conn
+        self.m = Measured(config.events, config.subjects, batch_clients=config.batch_clients)
+        self.children: list[children.Child] = []
+
+    def start_index(self, phase: int) -> int:
+        return phase * self.config.span
+
+    async def measure(self) -> None:
+        await step("raw limits", self.raw_limits())
+        await step("projection", self.projection())
+        if "projector" not in {c.name for c in self.children}:
+            self.children.append(await children.start("projector", self.s))
+        say("starting intake")
+        self.children.append(await children.start("intake", self.s))
+        await step("HTTP batches", self.http_batches())
+        await step("HTTP capacity", self.http_capacity())
+        await step("HTTP open loop", self.http_open_loop())
+        await step("end-to-end lag", self.lag())
+        await step("Kafka intake topic", self.kafka_intake())
+
+    async def raw_limits(self) -> None:
+        n = min(self.config.events, self.config.raw_max)
+        say(f"raw: encoding {n:,} consent.given events")
+        sample: list[raw.Encoded] = []
+        for chunk in workload.event_chunks(0, n, self.config.subjects, 5000):
+            sample.extend(raw.encoded(chunk))
+            await asyncio.sleep(0)  # a signal's cancellation gets in between chunks
+        say(f"raw: producing {n:,} records to {self.ns.raw_topic}")
+        seconds, positions = await raw.produce(self.s.kafka_bootstrap, self.ns.raw_topic, sample)
+        self.m.raw_producer = Count(n, seconds)
+        say(f"raw: producer {n / seconds:,.0f} events/s")
+        rows = raw.rows(self.ns.raw_topic, sample, positions)
+        del sample
+        say(f"raw: COPY of {n:,} rows")
+        seconds = await raw.copy(self.s.database_url, rows)
+        self.m.raw_copy = Count(n, seconds)
+        say(f"raw: COPY {n / seconds:,.0f} rows/s")
+
+    async def projection(self) -> None:
+        n = self.config.events
+        say(f"projection: pre-filling the ledger with {n:,} events (appender)")
+        targets = await pipeline.prefill(self.s, self.start_index(1), n, self.config.subjects)
+
+        async def start_projector() -> None:
+            say("projection: starting the projector")
+            self.children.append(await children.start("projector", self.s))
+
+        timed = await pipeline.projection(
+            self.conn, self.s.ledger_topic, targets, start_projector, self.config.timeout_s
+        )
+        self.m.projection = Count(timed.count, timed.seconds)
+        say(f"projection: {_rate(self.m.projection)} events/s")
+
+    async def http_batches(self) -> None:
+        c = self.config
+        say(f"intake: {c.events:,} events in HTTP batches of 1,000, {c.batch_clients} clients")
+        run = await pipeline.http_batches(
+            self.s, self.conn, self.start_index(2), c.events, c.subjects, c.batch_clients,
+            c.timeout_s,
+        )  # fmt: skip
+        kinds = run.failure_kinds
+        self.m.http_batch = Count(run.intake.count, run.intake.seconds, run.intake.failed, kinds)
+        self.m.end_to_end = Count(
+            run.end_to_end.count, run.end_to_end.seconds, run.intake.failed, kinds
+        )
+        say(
+            f"intake: HTTP batches {_rate(self.m.http_batch)} events/s, "
+            f"end to end {_rate(self.m.end_to_end)} events/s"
+        )
+
+    async def http_capacity(self) -> None:
+        c = self.config
+        self.m.capacity_workers, self.m.capacity_seconds = c.capacity_workers, c.capacity_seconds
+        say(f"intake: single-event capacity, {c.capacity_workers} clients, {c.capacity_seconds} s")
+        load = await pipeline.http_capacity(
+            self.s, self.start_index(3), c.subjects, c.capacity_workers, c.capacity_seconds
+        )
+        self.m.capacity = Count(
+            len(load.accepted), load.last_done - load.started, load.failed, load.failure_kinds()
+        )
+        say(f"intake: capacity {_rate(self.m.capacity)} req/s")
+        await self.settle()
+
+    async def http_open_loop(self) -> None:
+        c = self.config
+        say(f"intake: single events, open loop at {c.http_rate:,.0f} req/s for {c.http_seconds} s")
+        load = await pipeline.http_open_loop(
+            self.s, self.start_index(4), c.subjects, c.http_rate, c.http_seconds
+        )
+        self.m.single = open_loop_result(load, c.http_rate, c.http_seconds)
+        lat = self.m.single.latencies
+        if lat is not None:
+            say(f"intake: p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms")
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Let intake and projector go quiet, so the next measurement starts from an idle
+        pipeline (the server may still hold requests the client gave up on)."""
+        say("waiting until intake and projector are idle")
+        started = time.monotonic()
+        if await pipeline.quiesce(self.conn, self.s, self.config.timeout_s):
+            say(f"idle after {time.monotonic() - started:.1f} s")
+        else:
+            say(f"still busy after {self.config.timeout_s:.0f} s; going on")
+
+    async def lag(self) -> None:
+        c = self.config
+        say(f"end to end: lag at {c.lag_rate:,.0f} events/s for {c.lag_seconds} s")
+        run = await pipeline.end_to_end_lag(
+            self.s, self.conn, self.start_index(5), c.subjects, c.lag_rate, c.lag_seconds,
+            c.timeout_s,
+        )  # fmt: skip
+        result = open_loop_result(
+            run.load, run.requests_per_s, c.lag_seconds, run.events_per_request
+        )
+        self.m.lag = replace(
+            result,
+            offered_per_s=c.lag_rate,
+            latencies=report.latencies(run.lags_ms),
+            due_to_visible=report.latencies(run.due_lags_ms),
+        )
+        self.m.lag_unseen = run.unseen
+        lat = self.m.lag.latencies
+        if lat is not None:
+            say(f"end to end: lag p50 {lat.p50_ms:.0f} ms, p99 {lat.p99_ms:.0f} ms")
+        await self.settle()
+
+    async def kafka_intake(self) -> None:
+        c = self.config
+        say(f"intake: {c.events:,} submissions through the Kafka intake topic")
+        timed, produce_s = await pipeline.kafka_intake(
+            self.s, self.start_index(6), c.events, c.subjects, c.timeout_s
+        )
+        self.m.kafka_intake = Count(timed.count, timed.seconds)
+        self.m.kafka_produce_s = produce_s
+        rate = _rate(self.m.kafka_intake)
+        say(f"intake: Kafka topic {rate} events/s (submissions produced in {produce_s:.1f} s)")
+
+    async def stop_children(self) -> None:
+        for child in reversed(self.children):
+            await children.stop(child, self.s)
+        self.m.peak_rss_mb = {
+            c.name: c.peak_rss_mb for c in sorted(self.children, key=lambda c: c.name)
+        }
+
+
+def _rate(count: Count | None) -> str:
+    value = None if count is None else count.per_s
+    return "-" if value is None else f"{value:,.0f}"
+
+
+async def run(config: Config) -> Measured:
+    """Bring the bench stack up, measure, and tear down whatever this run started."""
+    base = stack.isolated_settings(Settings(), "bench")
+    started_stack = stack.status(base) is None
+    say(f"stack in {base.stack_dir} (Kafka {base.kafka_bootstrap})")
+    namespace: Namespace | None = None
+    measured = Measured(config.events, config.subjects)
+    loop = asyncio.get_running_loop()
+    this = asyncio.current_task()
+    assert this is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly, also as a background job
+        loop.add_signal_handler(sig, this.cancel)
+    try:
+        await stack.up(base, progress=lambda message: say(f"stack: {message}"))
+        await drop_stale_namespaces(base)
+        namespace = await create_namespace(base)
+        conn = await asyncpg.connect(namespace.settings.database_url)
+        bench = Run(config, namespace, conn)
+        try:
+            await bench.measure()
+        finally:
+            say("stopping intake and projector")
+            await bench.stop_children()
+            await conn.close()
+            measured = bench.m
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if namespace is not None:
+            with contextlib.suppress(Exception):
+                await drop_namespace(namespace)
+        if started_stack:
+            say("stopping the bench stack")
+            await asyncio.to_thread(stack.down, base)
+    return measured
+
+
+def default_out(now: datetime) -> Path:
+    return RESULTS_DIR / f"{now:%Y%m%dT%H%M%SZ}.json"
+
+
+def main(config: Config) -> int:
+    started_at = datetime.now(UTC)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    loads = " ".join(str(x) for x in load_before)
+    say(f"load average before the run: {loads} on {os.cpu_count()} CPUs")
+    began = time.monotonic()
+    try:
+        measured = asyncio.run(run(config))
+    except asyncio.CancelledError:
+        say("interrupted; everything this run started is stopped, nothing was written")
+        return 130
+    wall = time.monotonic() - began
+    rows = build_rows(measured)
+    out = config.out or default_out(started_at)
+    meta = {
+        "benchmark": "consent-ledger bench",
+        "started_at": started_at.isoformat(),
+        "wall_s": round(wall, 1),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "notes": [
+            "raw producer: idempotent, acks=all, one transaction per 5,000 records (as intake)",
+            "replay: does not exist yet",
+        ],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(report.to_json(rows, meta), option=orjson.OPT_INDENT_2) + b"\n")
+    print(report.format_table(rows))
+    print(f"\nwall time {wall:.0f} s; results in {out}")
+    return 0

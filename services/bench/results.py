@@ -1,0 +1,265 @@
+"""From measurements to table rows: rates, ratios to the raw limits, and the issue's targets.
+
+Pure, like ``report.py``: the numbers come in, the rows go out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.bench.report import (
+    Latencies,
+    Row,
+    Target,
+    all_of,
+    at_least,
+    at_most,
+    below,
+    number,
+    rate,
+    ratio,
+    under_load,
+)
+
+# The issue's targets.
+E2E_MIN_EVENTS_S = 20_000.0
+E2E_MIN_SHARE_OF_RAW = 0.5
+SINGLE_MIN_REQ_S = 2_000.0
+SINGLE_MAX_P99_MS = 50.0
+LAG_MAX_P99_MS = 500.0
+LAG_TARGET_LOAD = 5_000.0
+RSS_MAX_MB = 250.0
+
+REPLAY = "n/a (replay does not exist yet)"
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """``count`` done in ``seconds`` (None: did not finish in time), ``failed`` refused/lost."""
+
+    count: int
+    seconds: float | None
+    failed: int = 0
+    failure_kinds: str = ""
+
+    @property
+    def per_s(self) -> float | None:
+        return None if self.seconds is None else rate(self.count, self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLoop:
+    """A fixed offered load and what came of it."""
+
+    offered_per_s: float
+    seconds: float
+    sent: int
+    accepted: int
+    achieved_per_s: float | None
+    latencies: Latencies | None
+    failed: int = 0
+    failure_kinds: str = ""
+    not_sent: int = 0
+    events_per_request: int = 1
+    due_to_visible: Latencies | None = None  # lag runs: from each request's due time
+
+
+@dataclass
+class Measured:
+    """Everything one run measured; a field left None was not measured (it failed first)."""
+
+    events: int
+    subjects: int
+    raw_events: int = 0
+    raw_producer: Count | None = None
+    raw_copy: Count | None = None
+    projection: Count | None = None
+    kafka_intake: Count | None = None
+    kafka_produce_s: float | None = None
+    http_batch: Count | None = None
+    end_to_end: Count | None = None
+    batch_clients: int = 0
+    capacity: Count | None = None
+    capacity_workers: int = 0
+    capacity_seconds: float = 0.0
+    single: OpenLoop | None = None
+    lag: OpenLoop | None = None
+    lag_unseen: int = 0
+    peak_rss_mb: dict[str, float | None] = field(default_factory=dict)
+
+
+def _per_s(count: Count | None) -> float | None:
+    return None if count is None else count.per_s
+
+
+def _done(count: Count | None, what: str) -> str:
+    if count is None:
+        return "not measured"
+    took = "did not finish" if count.seconds is None else f"in {count.seconds:.1f} s"
+    return f"{count.count:,} {what} {took}{_failures(count.failed, count.failure_kinds)}"
+
+
+def _failures(failed: int, kinds: str) -> str:
+    if not failed:
+        return ""
+    return f", {failed:,} failed ({kinds})" if kinds else f", {failed:,} failed"
+
+
+def _produced(seconds: float | None) -> str:
+    return "" if seconds is None else f" (all produced after {seconds:.1f} s)"
+
+
+def _rate_row(
+    section: str, name: str, count: Count | None, unit: str, conditions: str,
+    limit: float | None = None, limit_name: str = "", target: Target | None = None,
+) -> Row:  # fmt: skip
+    value = _per_s(count)
+    text = "did not finish" if count is not None and count.seconds is None else None
+    return Row(
+        section, name, value, unit, conditions,
+        ratio=ratio(value, limit), ratio_of=limit_name if limit else "", target=target, text=text,
+    )  # fmt: skip
+
+
+def build_rows(m: Measured) -> list[Row]:
+    producer, copy = _per_s(m.raw_producer), _per_s(m.raw_copy)
+    rows = [
+        _rate_row(
+            "raw", "bare aiokafka producer -> scratch topic", m.raw_producer, "events/s",
+            _done(m.raw_producer, "encoded consent.given events")
+            + "; idempotent, acks=all, linger 2 ms, a transaction per 5,000 records (as intake)",
+        ),
+        _rate_row(
+            "raw", "bare asyncpg COPY -> scratch ledger_events", m.raw_copy, "rows/s",
+            _done(m.raw_copy, "rows") + "; one copy_records_to_table, same keys and indexes",
+        ),
+        _rate_row(
+            "intake", "Kafka intake topic -> ledger", m.kafka_intake, "events/s",
+            _done(m.kafka_intake, "submissions") + _produced(m.kafka_produce_s)
+            + "; timed until the intake group's committed offsets cover them; projector running",
+            producer, "raw producer",
+        ),
+        _rate_row(
+            "intake", "HTTP batches -> ledger", m.http_batch, "events/s",
+            _done(m.http_batch, "events")
+            + f"; batches of 1,000, {m.batch_clients} concurrent clients, timed to the last 202",
+            producer, "raw producer",
+        ),
+        _rate_row(
+            "intake", "HTTP single event, capacity", m.capacity, "req/s",
+            _done(m.capacity, "requests")
+            + f"; {m.capacity_workers} closed-loop clients for {m.capacity_seconds:.0f} s",
+            producer, "raw producer",
+            Target(
+                f">= {number(SINGLE_MIN_REQ_S)} req/s",
+                at_least(_per_s(m.capacity), SINGLE_MIN_REQ_S),
+            ),
+        ),
+        *_single_rows(m.single, producer),
+        _rate_row(
+            "projection", "pre-filled ledger -> PostgreSQL", m.projection, "events/s",
+            _done(m.projection, "events")
+            + "; appended with the appender first, timed from the first folded batch to the last",
+            copy, "raw COPY",
+        ),
+        _e2e_row(m, producer),
+        *_lag_rows(m.lag, m.lag_unseen),
+        Row("replay", "replay of the ledger", None, "", text=REPLAY),
+        *(
+            Row(
+                "memory", f"{name} peak RSS (VmHWM)", mb, "MB",
+                "the process's whole life, from /proc/<pid>/status",
+                target=Target(f"< {number(RSS_MAX_MB)} MB", below(mb, RSS_MAX_MB)),
+            )
+            for name, mb in m.peak_rss_mb.items()
+        ),
+    ]  # fmt: skip
+    return rows
+
+
+def _e2e_row(m: Measured, producer: float | None) -> Row:
+    value = _per_s(m.end_to_end)
+    share = ratio(value, producer)
+    verdict = all_of(
+        at_least(value, E2E_MIN_EVENTS_S),
+        at_least(share, E2E_MIN_SHARE_OF_RAW) if share is not None else "not met",
+    )
+    target = Target(
+        f">= {number(E2E_MIN_EVENTS_S)} events/s and >= {E2E_MIN_SHARE_OF_RAW:.0%} of raw producer",
+        verdict,
+    )
+    return _rate_row(
+        "end to end", "HTTP batches -> rows visible in PostgreSQL", m.end_to_end, "events/s",
+        _done(m.end_to_end, "events") + "; the HTTP batch run above, timed to the last row",
+        producer, "raw producer", target,
+    )  # fmt: skip
+
+
+def _load(run: OpenLoop, unit: str) -> str:
+    text = f"open loop, {number(run.offered_per_s)} {unit} offered"
+    if run.events_per_request > 1:
+        requests = run.offered_per_s / run.events_per_request
+        text += f" as {number(requests)} req/s x {run.events_per_request} events"
+    text += f" for {run.seconds:.0f} s; {run.accepted:,} of {run.sent:,} requests accepted"
+    text += _failures(run.failed, run.failure_kinds)
+    if run.not_sent:
+        text += f", {run.not_sent:,} not sent (client saturated)"
+    return text
+
+
+def _pair(lat: Latencies | None) -> str:
+    return "-" if lat is None else f"{number(lat.p50_ms)} / {number(lat.p99_ms)} ms"
+
+
+def _single_rows(run: OpenLoop | None, producer: float | None) -> list[Row]:
+    if run is None:
+        return [Row("intake", "HTTP single event, open loop", None, "", text="not measured")]
+    conditions = _load(run, "req/s") + "; latency from each request's due time"
+    lat = run.latencies
+    p99 = None if lat is None else lat.p99_ms
+    p99_verdict = under_load(
+        at_most(p99, SINGLE_MAX_P99_MS), run.offered_per_s, SINGLE_MIN_REQ_S, "req/s"
+    )
+    return [
+        Row(
+            "intake", "HTTP single event, achieved", run.achieved_per_s, "req/s", conditions,
+            ratio=ratio(run.achieved_per_s, producer),
+            ratio_of="raw producer" if producer else "",
+        ),
+        Row("intake", "HTTP single event, p50 latency", None if lat is None else lat.p50_ms, "ms"),
+        Row(
+            "intake", "HTTP single event, p99 latency", p99, "ms",
+            target=Target(
+                f"<= {number(SINGLE_MAX_P99_MS)} ms at {number(SINGLE_MIN_REQ_S)} req/s",
+                p99_verdict,
+            ),
+        ),
+    ]  # fmt: skip
+
+
+def _lag_rows(run: OpenLoop | None, unseen: int) -> list[Row]:
+    if run is None:
+        return [Row("end to end", "lag, HTTP 202 -> row visible", None, "", text="not measured")]
+    conditions = _load(run, "events/s") + "; projection polled every 10 ms, one query per poll"
+    if unseen:
+        conditions += f"; {unseen:,} events not visible before the deadline (not counted)"
+    lat = run.latencies
+    p99 = None if lat is None else lat.p99_ms
+    verdict = under_load(
+        at_most(p99, LAG_MAX_P99_MS), run.offered_per_s, LAG_TARGET_LOAD, "events/s"
+    )
+    return [
+        Row("end to end", "lag p50, HTTP 202 -> row visible", None if lat is None else lat.p50_ms,
+            "ms", conditions),
+        Row(
+            "end to end", "lag p99, HTTP 202 -> row visible", p99, "ms",
+            target=Target(
+                f"<= {number(LAG_MAX_P99_MS)} ms at {number(LAG_TARGET_LOAD)} events/s", verdict
+            ),
+        ),
+        Row(
+            "end to end", "p50 / p99, request due -> row visible", None, "ms",
+            "the same events, from the time the open loop was due to send them (with queueing)",
+            text=_pair(run.due_to_visible),
+        ),
+    ]  # fmt: skip

@@ -1,0 +1,215 @@
+"""The pure parts of ``consent-ledger bench``: percentiles, ratios, verdicts, the table."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.bench.children import vm_hwm_mb
+from services.bench.http_load import Outcome
+from services.bench.main import configure
+from services.bench.pipeline import LagTracker, ends, request_shape
+from services.bench.report import (
+    MET,
+    NOT_MET,
+    Row,
+    Target,
+    all_of,
+    at_least,
+    at_most,
+    below,
+    format_table,
+    latencies,
+    percentile,
+    rate,
+    ratio,
+    to_json,
+    under_load,
+)
+from services.bench.results import REPLAY, Count, Measured, OpenLoop, build_rows
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1 .. 100
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([7.0, 1.0, 3.0], 50) == 3.0  # order of input does not matter
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([1.0, 2.0], 1) == 1.0
+
+
+@pytest.mark.parametrize("p", [0, -1, 101])
+def test_percentile_rejects_out_of_range(p: float) -> None:
+    with pytest.raises(ValueError, match="percentile"):
+        percentile([1.0], p)
+
+
+def test_percentile_of_nothing_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+def test_latencies_summary() -> None:
+    summary = latencies([10.0] * 98 + [200.0, 900.0])
+    assert summary is not None
+    assert (summary.count, summary.p50_ms, summary.p99_ms, summary.max_ms) == (
+        100,
+        10.0,
+        200.0,
+        900.0,
+    )
+    assert latencies([]) is None
+
+
+def test_rate_and_ratio() -> None:
+    assert rate(10_000, 2.0) == 5_000.0
+    assert rate(10, 0.0) is None
+    assert rate(0, 1.0) is None
+    assert ratio(5_000.0, 20_000.0) == 0.25
+    assert ratio(None, 1.0) is None
+    assert ratio(1.0, None) is None
+    assert ratio(1.0, 0.0) is None
+
+
+def test_verdicts() -> None:
+    assert at_least(20_000.0, 20_000.0) == MET
+    assert at_least(19_999.0, 20_000.0) == NOT_MET
+    assert at_least(None, 1.0) == NOT_MET
+    assert at_most(50.0, 50.0) == MET
+    assert at_most(50.1, 50.0) == NOT_MET
+    assert below(249.9, 250.0) == MET
+    assert below(250.0, 250.0) == NOT_MET
+    assert all_of(MET, MET) == MET
+    assert all_of(MET, NOT_MET) == NOT_MET
+
+
+def test_a_latency_met_under_a_lighter_load_is_not_shown() -> None:
+    assert under_load(MET, 5_000, 5_000, "events/s") == MET
+    assert under_load(NOT_MET, 200, 5_000, "events/s") == NOT_MET
+    shown = under_load(MET, 200, 5_000, "events/s")
+    assert shown.startswith("not shown")
+    assert "200 events/s" in shown
+    assert "5,000" in shown
+
+
+def test_table_aligns_columns_and_names_each_section_once() -> None:
+    rows = [
+        Row("raw", "producer", 41_234.5, "events/s", "10,000 events"),
+        Row("raw", "copy", 90_000.0, "rows/s"),
+        Row(
+            "intake",
+            "HTTP batches",
+            8_000.0,
+            "events/s",
+            ratio=8_000 / 41_234.5,
+            ratio_of="raw producer",
+            target=Target(">= 20,000 events/s", NOT_MET),
+        ),
+        Row("replay", "replay", None, "", text="n/a (replay does not exist yet)"),
+        Row("memory", "intake", None, "MB"),
+    ]
+    lines = format_table(rows).splitlines()
+    assert lines[0].split() == [
+        "section", "measurement", "result", "vs", "raw", "limit", "target", "verdict", "conditions"
+    ]  # fmt: skip
+    assert set(lines[1]) <= {"-", " "}
+    body = lines[2:]
+    assert len(body) == len(rows)
+    assert body[0].startswith("raw ")
+    assert body[1].startswith("   ")
+    assert "41,234 events/s" in body[0]
+    assert "10,000 events" in body[0]
+    assert "19% of raw producer" in body[2]
+    assert ">= 20,000 events/s" in body[2]
+    assert "not met" in body[2]
+    assert "n/a (replay does not exist yet)" in body[3]
+    assert body[4].split()[-1] == "-"  # an unmeasured value reads "-"
+    # every column starts at the same place on every line
+    start = lines[0].index("result")
+    assert all(line[start - 2 : start] == "  " for line in body if len(line) > start)
+
+
+def test_json_keeps_values_and_formatted_cells() -> None:
+    row = Row("raw", "producer", 1_500.0, "events/s")
+    doc = to_json([row], {"wall_s": 12.0})
+    assert doc["wall_s"] == 12.0
+    (item,) = doc["results"]
+    assert item["value"] == 1_500.0
+    assert item["formatted"] == {"result": "1,500 events/s", "vs_raw_limit": "-"}
+
+
+def test_rows_compare_with_the_raw_limit_that_applies() -> None:
+    m = Measured(events=10_000, subjects=1_000, batch_clients=4)
+    m.raw_producer = Count(10_000, 0.25)  # 40,000/s
+    m.raw_copy = Count(10_000, 0.1)  # 100,000/s
+    m.http_batch = Count(10_000, 1.0)  # 10,000/s
+    m.end_to_end = Count(10_000, 0.4)  # 25,000/s: 62.5% of the producer
+    m.projection = Count(10_000, 0.5)  # 20,000/s: 20% of COPY
+    m.kafka_intake = Count(10_000, None)
+    m.lag = OpenLoop(200, 10, 2_000, 2_000, 200, latencies([5.0] * 100))
+    m.peak_rss_mb = {"intake": 120.0, "projector": 260.0}
+    by_name = {row.name: row for row in build_rows(m)}
+
+    batch = by_name["HTTP batches -> ledger"]
+    assert batch.ratio == pytest.approx(0.25)
+    assert batch.ratio_of == "raw producer"
+    projection = by_name["pre-filled ledger -> PostgreSQL"]
+    assert projection.ratio == pytest.approx(0.2)
+    assert projection.ratio_of == "raw COPY"
+    e2e = by_name["HTTP batches -> rows visible in PostgreSQL"]
+    assert e2e.value == pytest.approx(25_000)
+    assert e2e.target is not None
+    assert e2e.target.verdict == MET
+    assert by_name["Kafka intake topic -> ledger"].text == "did not finish"
+    lag = by_name["lag p99, HTTP 202 -> row visible"]
+    assert lag.target is not None
+    assert lag.target.verdict.startswith("not shown")
+    assert by_name["replay of the ledger"].text == REPLAY
+    rss = by_name["projector peak RSS (VmHWM)"]
+    assert rss.target is not None
+    assert rss.target.verdict == NOT_MET
+    assert by_name["HTTP single event, capacity"].value is None  # not measured
+
+
+def test_e2e_below_half_the_producer_is_not_met() -> None:
+    m = Measured(events=1, subjects=1)
+    m.raw_producer = Count(100_000, 1.0)
+    m.end_to_end = Count(30_000, 1.0)  # above 20,000/s, but 30% of the producer
+    (e2e,) = [r for r in build_rows(m) if r.name.startswith("HTTP batches -> rows")]
+    assert e2e.target is not None
+    assert e2e.target.verdict == NOT_MET
+
+
+def test_request_shape_batches_only_above_500_events_per_second() -> None:
+    assert request_shape(200) == (200, 1)
+    assert request_shape(500) == (500, 1)
+    assert request_shape(5_000) == (500, 10)
+
+
+def test_ends_and_lag_tracking() -> None:
+    assert ends([(0, 4), (1, 2), (0, 9)]) == {0: 10, 1: 3}
+    tracker = LagTracker()
+    tracker.accepted(Outcome(scheduled=0.9, done=1.0, status=202, positions=[(0, 5)]))
+    tracker.accepted(Outcome(scheduled=0.9, done=1.0, status=503, positions=[]))
+    tracker.observe({0: 5}, now=1.1)  # offset 5 not yet folded
+    assert tracker.outstanding == 1
+    tracker.observe({0: 6}, now=1.25)
+    assert tracker.outstanding == 0
+    assert tracker.lags_ms == [pytest.approx(250.0)]
+    assert tracker.due_lags_ms == [pytest.approx(350.0)]
+
+
+def test_peak_rss_is_read_from_vm_hwm() -> None:
+    status = "Name:\tpython\nVmPeak:\t  900000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  1000 kB\n"
+    assert vm_hwm_mb(status) == 200.0
+    assert vm_hwm_mb("Name:\tpython\n") is None
+
+
+def test_large_changes_the_defaults_and_explicit_sizes_win() -> None:
+    default = configure()
+    assert (default.events, default.subjects, default.large) == (30_000, 10_000, False)
+    large = configure(large=True)
+    assert (large.events, large.subjects) == (5_000_000, 1_000_000)
+    assert large.lag_rate == 5_000.0  # the load the lag target names
+    assert large.timeout_s >= large.events / 500
+    assert configure(large=True, events=10).events == 10
