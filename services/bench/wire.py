@@ -26,6 +26,18 @@ class Connection:
         self._writer: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        """Send one request; a kept-alive connection the server closed while it was idle (its
+        keep-alive timeout) is reopened once, as HTTP clients do: nothing reached the server."""
+        reused = self._writer is not None
+        try:
+            return await self._exchange(method, path, body)
+        except asyncio.IncompleteReadError as exc:
+            if not reused or exc.partial:
+                raise
+            self.close()
+            return await self._exchange(method, path, body)
+
+    async def _exchange(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
         assert self._reader is not None
