@@ -17,11 +17,11 @@ _last_ms = 0
 _counter = 0
 
 
-def uuid7(now_ms: int | None = None) -> uuid.UUID:
-    """A new UUIDv7; ``now_ms`` overrides the clock (tests only)."""
+def uuid7() -> uuid.UUID:
+    """A new UUIDv7."""
     global _last_ms, _counter
     with _lock:
-        ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
             _last_ms, _counter = ms, int.from_bytes(os.urandom(2), "big") & 0x1FF
         else:
@@ -32,8 +32,3 @@ def uuid7(now_ms: int | None = None) -> uuid.UUID:
         rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
         value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) | rand_b
     return uuid.UUID(int=value)
-
-
-def uuid7_time_ms(value: uuid.UUID) -> int:
-    """The Unix millisecond timestamp carried by a UUIDv7."""
-    return value.int >> 80

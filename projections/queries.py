@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from events.codec import decode_raw
 from projections.rows import state_from_row
-from projections.state import SubjectState, fold
+from projections.state import SubjectState
 from projections.store import LOAD_SUBJECTS
 
 
@@ -30,11 +28,6 @@ async def read_history(pool: asyncpg.Pool[Any], subject_id: str) -> list[dict[st
     return [
         {"partition": r["partition"], "offset": r["offset"], "event": r["payload"]} for r in rows
     ]
-
-
-def replay_mirror_rows(payloads: Iterable[dict[str, Any]]) -> dict[str, SubjectState]:
-    """Fold events read back from ``ledger_events.payload`` (mirror replay)."""
-    return fold(decode_raw(p) for p in payloads)
 
 
 async def read_requests(

@@ -12,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.catalog import AnyEvent
-from events.codec import encode
+from events.codec import decode_raw, encode
 from projections.db import create_pool
-from projections.queries import replay_mirror_rows
 from projections.rows import state_from_row
 from projections.state import fold
 from projections.store import LedgerRecord, SubscriberStore
@@ -58,7 +57,7 @@ async def project_in_batches(
         payloads = await pool.fetch(
             'SELECT payload FROM ledger_events ORDER BY partition, "offset"'
         )
-        mirror = replay_mirror_rows(p["payload"] for p in payloads)
+        mirror = fold(decode_raw(p["payload"]) for p in payloads)  # replay from the mirror
         return table, mirror
     finally:
         await pool.close()
