@@ -41,6 +41,8 @@ from events.requests import (
     RequestRejectedIn,
 )
 from events.subject import (
+    Accessed,
+    AccessedIn,
     Erased,
     ErasedIn,
     Exported,
@@ -65,6 +67,7 @@ AnyEvent = (
     | Rectified
     | Erased
     | Exported
+    | Accessed
     | RequestReceived
     | IdentityVerified
     | RequestExtended
@@ -84,6 +87,7 @@ AnySubmission = (
     | RectifiedIn
     | ErasedIn
     | ExportedIn
+    | AccessedIn
     | RequestReceivedIn
     | IdentityVerifiedIn
     | RequestExtendedIn

@@ -13,7 +13,10 @@ Generated from the event models by `consent-ledger schemas export` (`make schema
 fails when this file is stale. Every event also carries the envelope: `event_id`,
 `schema_version`, `recorded_at` (set by the ledger), `subject_id`, `occurred_at`, `source`,
 `correlation_id`, `causation_id` and the `personal` section (e-mail, IP address, user agent,
-note: the only place personal data may appear). The JSON Schemas are in `events/schemas/`.
+note: the only place personal data may appear). Producers send `personal` in clear; from
+version 2 the ledger stores it encrypted under the subject's data key in `sealed` (and
+`personal` is empty in the log), so that erasure can shred it. The JSON Schemas are in
+`events/schemas/`, including those of earlier versions.
 """
 
 

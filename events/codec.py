@@ -52,8 +52,21 @@ class Upcasters:
         return raw
 
 
-#: The upcasters of this release (none yet: every type is at version 1).
-UPCASTERS = Upcasters()
+def _sealing_arrived(raw: RawEvent) -> RawEvent:
+    """Version 1 -> 2: version 2 added the optional ``sealed`` section; a version 1 event
+    carries its personal section in clear and is read as it is."""
+    return raw
+
+
+def release_upcasters() -> Upcasters:
+    """The upcasters every reader of this release applies."""
+    upcasters = Upcasters()
+    for event_type in EVENT_TYPES:
+        upcasters.register(event_type, 1)(_sealing_arrived)
+    return upcasters
+
+
+UPCASTERS = release_upcasters()
 
 
 def encode(event: AnyEvent) -> bytes:

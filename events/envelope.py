@@ -2,16 +2,16 @@
 
 Producers send a :class:`Submission`; the ledger adds the event id, the schema version and the
 time it recorded the event, giving an :class:`Envelope`. Personal data (e-mail, IP address,
-user agent, free text) lives only in :class:`PersonalData`, one section apart from the rest, so
-that a later version can encrypt that section per subject and shred it on erasure without
-touching any other field.
+user agent, free text) lives only in :class:`PersonalData`, one section apart from the rest. In
+the log that section is :class:`Sealed`: encrypted per subject, and shredded on erasure by
+destroying the key, without touching any other field (see :mod:`events.sealing`).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal, Self
 from uuid import UUID
 
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    model_validator,
 )
 
 #: Validation context key: the event comes from the log, so clock-relative checks are skipped
@@ -46,6 +47,7 @@ PurposeId = Annotated[
     StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$"),
     Field(description="Purpose of processing, as named in the register.", examples=["newsletter"]),
 ]
+B64URL = r"^[A-Za-z0-9_-]+$"
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 
 
@@ -98,10 +100,24 @@ class PersonalData(Strict):
     )
 
 
+class Sealed(Strict):
+    """The personal section as the log stores it: ciphertext under the subject's data key
+    (see :mod:`events.sealing`). Erasure destroys the key, and this no longer opens."""
+
+    alg: Literal["A256GCM"] = "A256GCM"
+    key_generation: int = Field(ge=1, description="Which of the subject's data keys sealed it.")
+    nonce: str = Field(pattern=B64URL, description="96-bit nonce, base64url without padding.")
+    ciphertext: str = Field(pattern=B64URL, description="Ciphertext and tag, base64url.")
+
+
 class Submission(Strict):
     """Fields a producer sends for any event type."""
 
-    subject_id: SubjectId
+    subject_id: SubjectId | None = Field(
+        default=None,
+        description="The person's id; may be left out when personal.email names the person "
+        "(the ledger then finds or mints the id through its keyed identity index).",
+    )
     occurred_at: OccurredAt
     source: Source
     correlation_id: UUID | None = Field(
@@ -112,12 +128,25 @@ class Submission(Strict):
     )
     personal: PersonalData = Field(default_factory=PersonalData)
 
+    @model_validator(mode="after")
+    def _names_the_person(self) -> Self:
+        if self.subject_id is None and self.personal.email is None:
+            raise ValueError("subject_id: required, unless personal.email names the person")
+        return self
+
 
 class Envelope(Submission):
     """A recorded event: the submission plus what the ledger adds on append."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    #: Version 2: the personal section is sealed (``sealed``) and ``personal`` is empty in the
+    #: log. Version 1 events carried ``personal`` in clear and are read as they are.
+    SCHEMA_VERSION: ClassVar[int] = 2
 
+    subject_id: SubjectId
     event_id: UUID = Field(description="Time-ordered id (UUIDv7) minted by the ledger.")
     schema_version: int = Field(ge=1, description="Version of this event type's schema.")
     recorded_at: UtcDatetime = Field(description="When the ledger recorded the event (UTC).")
+    sealed: Sealed | None = Field(
+        default=None,
+        description="The personal section, encrypted per subject; absent when there is none.",
+    )

@@ -1,5 +1,5 @@
 """Events about the whole person, not one purpose: restriction, rectification, erasure,
-exports (GDPR Art. 15-18, 20)."""
+exports and reads of personal data (GDPR Art. 15-18, 20, 5(2))."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from typing import Literal, Self
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from events.envelope import FROM_LOG, Envelope, PersonalData, PurposeId, Strict, Submission
+from events.envelope import (
+    FROM_LOG,
+    Envelope,
+    PersonalData,
+    PurposeId,
+    ShortText,
+    Strict,
+    Submission,
+)
 from events.types import RequestId
 
 
@@ -38,12 +46,25 @@ class ErasedData(Strict):
         default=None, description="The purpose whose retention rule caused the erasure, if any."
     )
     request_id: RequestId | None = None
+    key_generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="Set by the ledger: the subject's data keys up to this generation are "
+        "destroyed (crypto-shredding); events sealed under them no longer open.",
+    )
 
 
 class ExportedData(Strict):
     kind: Literal["access", "portability"] = Field(description="Art. 15 access or Art. 20.")
     formats: list[Literal["json", "csv"]] = Field(min_length=1)
     request_id: RequestId | None = None
+
+
+class AccessedData(Strict):
+    reader: ShortText = Field(description="The API token that read (its id and label).")
+    role: ShortText = Field(description="The token's role.")
+    scope: Literal["subject", "history"] = Field(description="What was read.")
+    reason: ShortText = Field(description="Why, as the reader gave it.")
 
 
 class RestrictionAppliedBody(Strict):
@@ -86,6 +107,11 @@ class ExportedBody(Strict):
     data: ExportedData
 
 
+class AccessedBody(Strict):
+    type: Literal["subject.accessed"]
+    data: AccessedData
+
+
 class RestrictionAppliedIn(RestrictionAppliedBody, Submission): ...
 
 
@@ -99,6 +125,9 @@ class ErasedIn(ErasedBody, Submission): ...
 
 
 class ExportedIn(ExportedBody, Submission): ...
+
+
+class AccessedIn(AccessedBody, Submission): ...
 
 
 class RestrictionApplied(RestrictionAppliedBody, Envelope):
@@ -121,3 +150,7 @@ class Erased(ErasedBody, Envelope):
 
 class Exported(ExportedBody, Envelope):
     """Everything held about the person was exported to them (Art. 15 or 20)."""
+
+
+class Accessed(AccessedBody, Envelope):
+    """Someone read the person's personal data through the API: who, when, what and why."""

@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from events.catalog import AnyEvent, purpose_of
+from events.consent import ObjectionReceived
 from events.requests import RecipientNotified
 from events.subject import Erased
 from projections.db import Conn
@@ -108,13 +109,20 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],
                      $7::timestamptz[])
 ON CONFLICT DO NOTHING
 """
-#: Erasure reaches the mirror too: the personal section of every earlier event of the subject
-#: is emptied (the ledger topic itself is crypto-shredded by a later release).
-_SCRUB_MIRROR = """
-UPDATE ledger_events AS l SET payload = jsonb_set(l.payload, '{personal}', '{}'::jsonb)
-FROM unnest($2::text[], $3::bigint[]) AS e(subject_id, erased_at_offset)
-WHERE l.topic = $1 AND l.subject_id = e.subject_id AND l."offset" < e.erased_at_offset
-  AND l.payload->'personal' <> '{}'::jsonb
+#: Crypto-shredding: an erasure destroys the subject's data keys up to the generation it names
+#: (intake does it at once; the projector again, in case intake stopped before it could).
+SHRED_KEYS = """
+UPDATE subject_keys AS k SET wrapped = NULL, shredded_at = now(), shredded_by = e.event_id
+FROM unnest($1::text[], $2::int[], $3::uuid[]) AS e(subject_id, through, event_id)
+WHERE k.subject_id = e.subject_id AND k.generation <= e.through AND k.wrapped IS NOT NULL
+"""
+#: The suppression list: the identity-index rows of an erased or objecting person are marked
+#: (an erasure outranks an objection); they stay after erasure. See services/privacy/identity.py.
+_SUPPRESS = """
+UPDATE identities AS i SET suppressed_at = now(), suppression = e.why, suppressed_by = e.event_id
+FROM unnest($1::text[], $2::text[], $3::uuid[]) AS e(subject_id, why, event_id)
+WHERE i.subject_id = e.subject_id
+  AND (i.suppression IS NULL OR (i.suppression = 'objected' AND e.why = 'erased'))
 """
 _ADVANCE_OFFSETS = """
 UPDATE projector_offsets AS o SET next_offset = n.next_offset, updated_at = now()
@@ -239,7 +247,8 @@ class SubscriberStore:
             )
 
     async def _write_side_tables(self, conn: Conn, records: Sequence[LedgerRecord]) -> None:
-        """Art. 19 notices, and the erasure of personal data from the mirror."""
+        """Art. 19 notices, the suppression list, and the data keys an erasure destroys (the
+        mirror, like the topic, holds only sealed personal data, which then no longer opens)."""
         notices = [r.event for r in records if isinstance(r.event, RecipientNotified)]
         if notices:
             await conn.execute(
@@ -252,9 +261,26 @@ class SubscriberStore:
                 [n.data.request_id for n in notices],
                 [n.occurred_at for n in notices],
             )
-        erased = {r.event.subject_id: r.offset for r in records if isinstance(r.event, Erased)}
+        suppress = {
+            r.event.subject_id: ("erased" if isinstance(r.event, Erased) else "objected", r.event)
+            for r in sorted(records, key=lambda r: isinstance(r.event, Erased))
+            if isinstance(r.event, Erased | ObjectionReceived)
+        }
+        if suppress:
+            await conn.execute(
+                _SUPPRESS,
+                list(suppress),
+                [why for why, _ in suppress.values()],
+                [event.event_id for _, event in suppress.values()],
+            )
+        erased = [r.event for r in records if isinstance(r.event, Erased)]
         if erased:
-            await conn.execute(_SCRUB_MIRROR, self._topic, list(erased), list(erased.values()))
+            await conn.execute(
+                SHRED_KEYS,
+                [e.subject_id for e in erased],
+                [e.data.key_generation or 0 for e in erased],
+                [e.event_id for e in erased],
+            )
 
 
 def _first_of_each(records: Sequence[LedgerRecord], new_ids: set[UUID]) -> list[LedgerRecord]:

@@ -7,10 +7,12 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from services.access.tokens import GRANTS, ROLES
 from services.config import ROOT, Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -197,6 +199,93 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return main(config)
 
 
+async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    from projections.db import create_pool
+
+    pool = await create_pool(settings.database_url, max_size=2)
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    from services.access.tokens import TokenStore
+
+    expires = (
+        datetime.now(UTC) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+    )
+
+    async def create(pool: Any) -> int:
+        token, info = await TokenStore(pool).create(
+            args.role, args.label, grants=frozenset(args.grant), expires_at=expires
+        )
+        shown = {"token": token, "token_id": info.token_id, "role": info.role}
+        print(json.dumps({**shown, "grants": info.grants, "expires_at": _iso(info.expires_at)}))
+        print("keep the token now: it is shown once and not stored", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_pool(settings, create))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
+    from services.access.tokens import TokenStore
+
+    async def show(pool: Any) -> int:
+        for t in await TokenStore(pool).list():
+            state = "revoked" if t.revoked_at else "active"
+            print(f"{t.token_id}  {t.role:<9}  {state:<7}  expires {_iso(t.expires_at) or 'never'}"
+                  f"  grants [{', '.join(t.grants)}]  {t.label}")  # fmt: skip
+        return 0
+
+    return asyncio.run(_with_pool(settings, show))
+
+
+def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from services.access.tokens import TokenStore
+
+    async def revoke(pool: Any) -> int:
+        if await TokenStore(pool).revoke(args.token_id):
+            print(f"revoked {args.token_id}")
+            return 0
+        print(f"consent-ledger: no unrevoked token {args.token_id!r}", file=sys.stderr)
+        return 1
+
+    return asyncio.run(_with_pool(settings, revoke))
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from events.sealing import MasterKey
+    from services.privacy.keystore import rotate_master
+    from services.privacy.secrets import load_secrets
+
+    old = load_secrets(settings).master
+    new = MasterKey.from_text(Path(args.new_key_file).read_text())
+
+    async def rotate(pool: Any) -> int:
+        count = await rotate_master(pool, old, new)
+        print(f"rewrapped {count} data keys from master key {old.key_id} to {new.key_id}; "
+              "now configure the new key and restart every service")  # fmt: skip
+        return 0
+
+    return asyncio.run(_with_pool(settings, rotate))
+
+
+def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from events.sealing import MasterKey
+
+    path = Path(args.file)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(MasterKey.generate_text() + "\n")
+    print(f"wrote a new master key to {path} (mode 0600)")
+    return 0
+
+
 def cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
     from events.catalogue_doc import catalogue_markdown
     from events.codec import export_schemas
@@ -313,6 +402,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EVENTS_PER_S",
         help="events/s offered while measuring end-to-end lag (default 200; --large 5000)",
     )
+    tokens = commands.add_parser(
+        "tokens", help="API tokens", description="Issue, list and revoke API tokens."
+    )
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    create = add(tokens_sub, "create", cmd_tokens_create, "issue a token; it is printed once")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--label", required=True, help="who or what holds it")
+    create.add_argument(
+        "--grant", action="append", default=[], choices=GRANTS, help="extra right (repeatable)"
+    )
+    create.add_argument("--expires-in-days", type=_count, help="default: never expires")
+    add(tokens_sub, "list", cmd_tokens_list, "every token (never the secrets)")
+    revoke = add(tokens_sub, "revoke", cmd_tokens_revoke, "revoke a token at once")
+    revoke.add_argument("token_id")
+    keys = commands.add_parser(
+        "keys", help="the master key", description="Generate and rotate the master key."
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    generate = add(keys_sub, "generate", cmd_keys_generate, "write a new master key to a file")
+    generate.add_argument("file")
+    rotate = add(
+        keys_sub,
+        "rotate",
+        cmd_keys_rotate,
+        "rewrap every data key from the configured master key to a new one (the log is not "
+        "touched); then configure the new key and restart the services",
+    )
+    rotate.add_argument("--new-key-file", required=True)
     schemas = commands.add_parser(
         "schemas", help="event JSON Schemas", description="The JSON Schemas of every event type."
     )

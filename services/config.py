@@ -5,9 +5,12 @@ The same names are used by ``make run``, the test suite and docker-compose.yml.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,10 +58,97 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     log_level: str = "INFO"
 
+    master_key_file: Path | None = Field(
+        default=None,
+        description="File holding the master key (base64 of 32 bytes) that wraps every data key; "
+        "default: the local stack's generated key in <stack_dir>/secrets/master.key.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None, description="The master key itself (base64), instead of a file."
+    )
+    identity_secret_file: Path | None = Field(
+        default=None,
+        description="File holding the HMAC secret of the e-mail identity index; default: the "
+        "local stack's generated one in <stack_dir>/secrets/identity.key.",
+    )
+    identity_secret: SecretStr | None = Field(
+        default=None, description="The identity index secret itself (base64), instead of a file."
+    )
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle that signed the brokers' certificates."
+    )
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate (mTLS).")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Client key (mTLS).")
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "kafka_security_protocol: SASL needs kafka_sasl_mechanism, kafka_sasl_username "
+                "and kafka_sasl_password"
+            )
+        return self
+
     def to_env(self) -> dict[str, str]:
         """These settings as the environment variables that would produce them."""
         return {
-            f"CONSENT_LEDGER_{name.upper()}": str(value)
+            f"CONSENT_LEDGER_{name.upper()}": _plain(getattr(self, name))
             for name, value in self.model_dump().items()
             if value is not None
         }
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Connection options for every aiokafka client: TLS and SASL/SCRAM pass through."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            context = ssl.create_default_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            )
+            if self.kafka_ssl_certfile:
+                keyfile = str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None
+                context.load_cert_chain(str(self.kafka_ssl_certfile), keyfile)
+            options["ssl_context"] = context
+        if self.kafka_security_protocol.startswith("SASL_"):
+            assert self.kafka_sasl_password is not None  # checked when the settings were read
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
+            }
+        return options
+
+
+def _plain(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    """The same TLS and SASL settings in FastStream's terms (its broker makes its own clients)."""
+    options = settings.kafka_options()
+    context = options.get("ssl_context")
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    kind = {
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+        "PLAIN": SASLPlaintext,
+    }[str(settings.kafka_sasl_mechanism)]
+    return kind(
+        str(settings.kafka_sasl_username),
+        str(options["sasl_plain_password"]),
+        ssl_context=context,
+        use_ssl=protocol == "SASL_SSL",
+    )

@@ -16,14 +16,25 @@ from events.catalog import EVENT_TYPES
 class ProblemError(Exception):
     """Raised by a route to answer with :func:`problem`."""
 
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status, self.error, self.message, self.extra = status, error, message, extra
+        self.headers = headers
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem(exc.status, exc.error, exc.message, **exc.extra)
+    answer = problem(exc.status, exc.error, exc.message, **exc.extra)
+    answer.headers.update(exc.headers or {})
+    return answer
 
 
 def problem(status: int, error: str, message: str, **extra: Any) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -18,8 +19,8 @@ PROBE_TIMEOUT_S = 2.0
 class Readiness:
     """Asks Kafka and PostgreSQL whether they answer, with a short timeout each."""
 
-    def __init__(self, bootstrap: str, pool: asyncpg.Pool[Any]) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: Mapping[str, Any], pool: asyncpg.Pool[Any]) -> None:
+        self._kafka_options = dict(kafka)
         self._pool = pool
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -30,9 +31,7 @@ class Readiness:
     async def _kafka(self) -> str:
         try:
             if self._admin is None:
-                admin = AIOKafkaAdminClient(
-                    bootstrap_servers=self._bootstrap, request_timeout_ms=2000
-                )
+                admin = AIOKafkaAdminClient(**self._kafka_options, request_timeout_ms=2000)
                 await asyncio.wait_for(admin.start(), PROBE_TIMEOUT_S)
                 self._admin = admin
             await asyncio.wait_for(self._admin.describe_cluster(), PROBE_TIMEOUT_S)

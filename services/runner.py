@@ -11,9 +11,11 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from services import stack
 from services.config import Settings
+from services.privacy.secrets import ensure_local_token
 
 READY_TIMEOUT_S = 90.0
 
@@ -85,7 +87,7 @@ def stop_services(started: list[subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
-def banner(settings: Settings, info: stack.StackInfo) -> str:
+def banner(settings: Settings, info: stack.StackInfo, token: Path) -> str:
     lines = [
         "",
         "consent-ledger is running:",
@@ -95,6 +97,7 @@ def banner(settings: Settings, info: stack.StackInfo) -> str:
         f"  Kafka           {info.kafka_bootstrap}",
         f"  PostgreSQL      {info.database_url}",
         f"  logs            {settings.stack_dir}/*.log",
+        f"  a DPO token     {token} (local stack only; more: consent-ledger tokens create)",
         "Press Ctrl-C to stop everything.",
         "",
     ]
@@ -110,8 +113,9 @@ async def run(settings: Settings, database_url_given: bool) -> None:
     started: list[subprocess.Popen[bytes]] = []
     try:
         info = await stack.up(settings, database_url_given=database_url_given)
+        token = await ensure_local_token(settings, info.database_url)
         started = await asyncio.to_thread(start_services, settings)
-        print(banner(settings, info), flush=True)
+        print(banner(settings, info, token), flush=True)
         await stop.wait()
     finally:
         stack.print_progress("stopping services and the stack...")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -45,7 +45,10 @@ class RequestOut(BaseModel):
 
 class SubjectOut(BaseModel):
     subject_id: str
-    email: str | None
+    email: str | None = Field(description="Only when personal data was asked for and allowed.")
+    personal_state: Literal["open", "withheld", "none"] = Field(
+        default="open", description="Whether the e-mail address is shown, withheld, or not held."
+    )
     purposes: dict[str, PurposeOut]
     restricted_since: datetime | None
     erased_at: datetime | None

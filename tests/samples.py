@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events.consent import ConsentGiven, ConsentWithdrawn
+from events.envelope import Envelope
 from events.ids import uuid7
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
@@ -45,7 +46,7 @@ def _recorded(body: dict[str, Any], minutes: int) -> dict[str, Any]:
         **body,
         "occurred_at": T0 + timedelta(minutes=minutes),
         "event_id": uuid7(),
-        "schema_version": 1,
+        "schema_version": Envelope.SCHEMA_VERSION,
         "recorded_at": T0 + timedelta(days=1),
     }
 
@@ -84,6 +85,9 @@ VALID: dict[str, dict[str, Any]] = {
     "subject.rectified": {"data": {"fields": ["email"]}, "personal": {"email": "x@example.fi"}},
     "subject.erased": {"data": {"grounds": "request"}},
     "subject.exported": {"data": {"kind": "access", "formats": ["json"]}},
+    "subject.accessed": {
+        "data": {"reader": "tok-1 (dpo)", "role": "dpo", "scope": "subject", "reason": "audit"}
+    },
     "request.received": {
         "data": {
             "request_id": REQUEST_ID,

@@ -9,6 +9,7 @@ from uuid import UUID
 from hypothesis import strategies as st
 
 from events.catalog import EVENT_TYPES, AnyEvent
+from events.envelope import Envelope
 from events.ids import uuid7
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -52,6 +53,9 @@ SECTIONS: dict[str, Any] = {
     ),
     "subject.erased": st.just({"data": {"grounds": "request"}}),
     "subject.exported": st.just({"data": {"kind": "access", "formats": ["json"]}}),
+    "subject.accessed": st.just(
+        {"data": {"reader": "tok-1", "role": "auditor", "scope": "history", "reason": "audit"}}
+    ),
     "request.received": st.fixed_dictionaries(
         {
             "data": st.sampled_from(REQUEST_IDS).map(
@@ -109,7 +113,7 @@ def any_event(draw: st.DrawFn, step: int, types: list[str] | None = None) -> Any
     raw: dict[str, Any] = {
         "type": tag,
         "event_id": str(uuid7()),
-        "schema_version": 1,
+        "schema_version": Envelope.SCHEMA_VERSION,
         "subject_id": draw(st.sampled_from(SUBJECTS)),
         "occurred_at": (BASE + timedelta(minutes=draw(st.integers(0, 600)))).isoformat(),
         "recorded_at": (BASE + timedelta(days=1, seconds=step)).isoformat(),

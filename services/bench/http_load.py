@@ -70,9 +70,9 @@ class LoadResult:
         return [p for o in self.accepted for p in o.positions]
 
 
-def client(base_url: str, connections: int) -> Pool:
+def client(base_url: str, connections: int, token: str | None = None) -> Pool:
     """Keep-alive connections to one service (see ``wire.py`` for why not httpx)."""
-    return Pool(base_url, connections)
+    return Pool(base_url, connections, token=token)
 
 
 async def post(http: Pool, path: str, body: bytes, scheduled: float) -> Outcome:

@@ -22,11 +22,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from projections.store import PROJECTION
+from services.access.tokens import TokenStore
 from services.bench import http_load, workload
 from services.bench.http_load import LoadResult, Outcome, Positions
+from services.bench.wire import Pool
 from services.config import Settings
-from services.intake.recording import to_records
+from services.intake.recording import seal_all, to_records
 from services.messaging.appender import Appender, Receipt
+from services.privacy.keystore import KeyStore
+from services.privacy.secrets import load_secrets
 
 POLL_S = 0.05
 LAG_POLL_S = 0.01
@@ -96,15 +100,20 @@ async def quiesce(
 
 
 async def prefill(settings: Settings, start: int, count: int, subjects: int) -> Offsets:
-    """Append events to the ledger topic with intake's appender; where they ended."""
-    appender = Appender(settings.kafka_bootstrap, f"bench-prefill-{uuid.uuid4().hex}")
+    """Append events, sealed as intake seals them, to the ledger topic with intake's appender;
+    where they ended."""
+    appender = Appender(settings.kafka_options(), f"bench-prefill-{uuid.uuid4().hex}")
+    db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    keys = KeyStore(db, load_secrets(settings).master)
     await appender.start()
     receipts: list[Receipt] = []
     try:
         for chunk in workload.event_chunks(start, count, subjects, 5000):
-            receipts.extend(await appender.append(to_records(chunk, settings.ledger_topic)))
+            sealed = seal_all(chunk, await keys.current(e.subject_id for e in chunk))
+            receipts.extend(await appender.append(to_records(sealed, settings.ledger_topic)))
     finally:
         await appender.stop()
+        await db.close()
     return ends([(r.partition, r.offset) for r in receipts])
 
 
@@ -176,6 +185,17 @@ class BatchRun:
     failure_kinds: str
 
 
+async def intake_client(settings: Settings, connections: int) -> Pool:
+    """Connections to intake, with a fresh ``crm`` token (the bench submits consent events)."""
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        token, _ = await TokenStore(pool).create("crm", "bench")
+    finally:
+        await pool.close()
+    url = f"http://{settings.intake_host}:{settings.intake_port}"
+    return http_load.client(url, connections, token)
+
+
 async def http_batches(
     settings: Settings,
     conn: asyncpg.Connection[Any],
@@ -189,8 +209,7 @@ async def http_batches(
     last 202 (intake), and to the last row visible (end to end)."""
     size = 1000
     requests = math.ceil(count / size)
-    url = f"http://{settings.intake_host}:{settings.intake_port}"
-    async with http_load.client(url, clients) as http:
+    async with await intake_client(settings, clients) as http:
         result = await http_load.fixed_count(
             http, "/v1/events/batch", requests, clients, batch_body(start, size, subjects)
         )
@@ -205,8 +224,7 @@ async def http_capacity(
     settings: Settings, start: int, subjects: int, workers: int, seconds: float
 ) -> LoadResult:
     """Single-event requests from ``workers`` closed-loop clients for ``seconds``."""
-    url = f"http://{settings.intake_host}:{settings.intake_port}"
-    async with http_load.client(url, workers) as http:
+    async with await intake_client(settings, workers) as http:
         return await http_load.closed_loop(
             http, "/v1/events", workers, seconds, single_body(start, subjects)
         )
@@ -222,8 +240,7 @@ async def http_open_loop(
     settings: Settings, start: int, subjects: int, rate: float, seconds: float
 ) -> LoadResult:
     """Single-event requests at a fixed rate; latency measured from each request's due time."""
-    url = f"http://{settings.intake_host}:{settings.intake_port}"
-    async with http_load.client(url, 256) as http:
+    async with await intake_client(settings, 256) as http:
         return await http_load.open_loop(
             http, "/v1/events", rate, seconds, single_body(start, subjects)
         )
@@ -302,10 +319,10 @@ async def end_to_end_lag(
             tracker.observe(offsets, loop.time())
             await asyncio.sleep(LAG_POLL_S)
 
+    http_pool = await intake_client(settings, 256)
     poller = asyncio.create_task(poll())
-    url = f"http://{settings.intake_host}:{settings.intake_port}"
     try:
-        async with http_load.client(url, 256) as http:
+        async with http_pool as http:
             load = await http_load.open_loop(
                 http, path, requests_per_s, seconds, body, on_done=tracker.accepted
             )

@@ -20,8 +20,9 @@ class HttpError(Exception):
 
 
 class Connection:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, token: str | None = None) -> None:
         self._host, self._port = host, port
+        self._auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -43,7 +44,7 @@ class Connection:
         assert self._reader is not None
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"{self._auth}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self._writer.write(head.encode() + body)
         return await read_response(self._reader)
@@ -81,11 +82,13 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 class Pool:
     """Up to ``size`` keep-alive connections; a request waits for a free one."""
 
-    def __init__(self, base_url: str, size: int, timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(
+        self, base_url: str, size: int, timeout_s: float = TIMEOUT_S, token: str | None = None
+    ) -> None:
         parts = urlsplit(base_url)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self._timeout_s = timeout_s
-        self._all = [Connection(self._host, self._port) for _ in range(size)]
+        self._all = [Connection(self._host, self._port, token) for _ in range(size)]
         self._idle: asyncio.Queue[Connection] = asyncio.Queue()
         for connection in self._all:
             self._idle.put_nowait(connection)

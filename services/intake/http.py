@@ -9,6 +9,8 @@ from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.catalog import EVENT_TYPES, AnySubmission, SubmissionIn
+from services.access.http import AUTH_ERRORS, Guard
+from services.access.tokens import Caller
 from services.errors import ProblemError, invalid_message, problem
 from services.intake.policy import PolicyError
 from services.intake.service import Accepted, IdempotencyConflictError, IntakeService
@@ -96,8 +98,23 @@ def intake_call(service: IntakeService) -> IntakeCall:
     return answer
 
 
-def intake_router(answer: IntakeCall) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["intake"])
+def check_event_types(caller: Caller, submissions: list[AnySubmission], *, single: bool) -> None:
+    """403 naming every item whose event type the caller's role may not submit."""
+    refused = [
+        {"item": i, "field": "type", "reason": f"the role {caller.role!r} may not submit {s.type}"}
+        for i, s in enumerate(submissions)
+        if not caller.may_submit(s.type)
+    ]
+    if refused:
+        items = (
+            [{k: v for k, v in r.items() if k != "item"} for r in refused] if single else refused
+        )
+        raise ProblemError(403, "forbidden", invalid_message(items), errors=items)
+
+
+def intake_router(answer: IntakeCall, guard: Guard) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["intake"], responses=AUTH_ERRORS)
+    producer = guard.allow("signup", "crm", "dpo")
 
     @router.post(
         "/events",
@@ -107,9 +124,13 @@ def intake_router(answer: IntakeCall) -> APIRouter:
         summary="Record one event",
     )
     async def post_event(
-        event: SubmissionIn, response: Response, idempotency_key: IdempotencyKey = None
+        event: SubmissionIn,
+        response: Response,
+        caller: Caller = producer,
+        idempotency_key: IdempotencyKey = None,
     ) -> AcceptedOut:
         """Append one event; the answer comes after the broker acknowledged it."""
+        check_event_types(caller, [event], single=True)
         return await answer([event], idempotency_key, response, single=True)
 
     @router.post(
@@ -120,9 +141,13 @@ def intake_router(answer: IntakeCall) -> APIRouter:
         summary="Record a batch of events, all or none",
     )
     async def post_batch(
-        batch: BatchIn, response: Response, idempotency_key: IdempotencyKey = None
+        batch: BatchIn,
+        response: Response,
+        caller: Caller = producer,
+        idempotency_key: IdempotencyKey = None,
     ) -> AcceptedOut:
         """Append up to 1000 events atomically; invalid items are all named, none appended."""
+        check_event_types(caller, list(batch.events), single=False)
         return await answer(list(batch.events), idempotency_key, response, single=False)
 
     return router

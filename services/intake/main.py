@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from events.register import load_register
 from projections.db import create_pool
+from services.access.http import Guard, tokens_router
+from services.access.tokens import TokenStore
 from services.app import service_app
 from services.config import Settings
 from services.intake.http import (
@@ -24,6 +26,10 @@ from services.intake.service import IntakeService
 from services.intake.topic_intake import TopicIntake
 from services.messaging.appender import Appender
 from services.ops import Readiness
+from services.privacy.history import HistoryReader
+from services.privacy.identity import IdentityIndex
+from services.privacy.keystore import KeyStore
+from services.privacy.secrets import load_secrets
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -40,20 +46,31 @@ def create_app(settings: Settings) -> FastAPI:
     """The intake ASGI application; Kafka and PostgreSQL are reached when it starts."""
     pool = create_pool(settings.database_url)
     appender = Appender(
-        settings.kafka_bootstrap, transactional_id(settings), timeout_s=settings.produce_timeout_s
+        settings.kafka_options(), transactional_id(settings), timeout_s=settings.produce_timeout_s
     )
     register = load_register(settings.register_file)
     policy = LedgerPolicy(register, request_lookup(pool))
-    service = IntakeService(appender, IdempotencyStore(pool), policy, settings.ledger_topic)
+    secrets = load_secrets(settings)
+    keys = KeyStore(pool, secrets.master)
+    identities = IdentityIndex(pool, secrets.identity)
+    service = IntakeService(
+        appender, IdempotencyStore(pool), policy, settings.ledger_topic, keys, identities
+    )
     call = intake_call(service)
+    tokens = TokenStore(pool)
+    guard = Guard(tokens)
 
     app = service_app(
         title="consent-ledger intake",
         description="Record consent events; every answer comes after Kafka acknowledged them.",
         pool=pool,
-        readiness=Readiness(settings.kafka_bootstrap, pool),
+        readiness=Readiness(settings.kafka_options(), pool),
         components=[appender, TopicIntake(settings, appender, policy)],
-        routers=[intake_router(call), rights_router(call, pool, register)],
+        routers=[
+            intake_router(call, guard),
+            rights_router(call, pool, register, guard, HistoryReader(pool, keys)),
+            tokens_router(tokens, guard),
+        ],
         on_rejected=count_rejections,
     )
     app.middleware("http")(body_limit_middleware(MAX_BODY_BYTES))

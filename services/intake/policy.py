@@ -139,8 +139,10 @@ class LedgerPolicy:
             due = deadline(submission.occurred_at, tz).due_on
             if submission.data.request_id in known:
                 problems.append(Problem(index, "data.request_id", "this request already exists"))
+            subject_id = submission.subject_id
+            assert subject_id is not None  # named (IdentityIndex.resolve) before the policy runs
             known[submission.data.request_id] = KnownRequest(
-                submission.subject_id, submission.occurred_at, answered=False
+                subject_id, submission.occurred_at, answered=False
             )
             return _with_data(submission, due_on=due)
         if not isinstance(submission, LifecycleIn):

@@ -6,13 +6,15 @@ subject id so that all of one person's events share a partition and stay in orde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
 from events.catalog import EVENT_TYPES, AnyEvent, AnySubmission
 from events.codec import encode
 from events.ids import uuid7
+from events.sealing import DataKey, seal_event
+from events.subject import Erased
 from services.intake.policy import Draft
 from services.messaging.appender import OutRecord
 
@@ -65,3 +67,26 @@ def materialize(
             )
         events.append(record_event(submission, event_id, recorded_at))
     return events
+
+
+def seal_all(events: Sequence[AnyEvent], keys: Mapping[str, DataKey]) -> list[AnyEvent]:
+    """The events as the log stores them: personal sections sealed under each subject's current
+    data key; an erasure names the key generation it destroys."""
+    sealed: list[AnyEvent] = []
+    for event in events:
+        key = keys[event.subject_id]
+        if isinstance(event, Erased):
+            data = event.data.model_copy(update={"key_generation": key.generation})
+            sealed.append(event.model_copy(update={"data": data}))
+        else:
+            sealed.append(seal_event(event, key))
+    return sealed
+
+
+def erasures(events: Sequence[AnyEvent]) -> list[tuple[str, int, UUID]]:
+    """What each erasure among ``events`` destroys: (subject, key generation, erasure id)."""
+    return [
+        (e.subject_id, e.data.key_generation or 0, e.event_id)
+        for e in events
+        if isinstance(e, Erased)
+    ]

@@ -26,14 +26,23 @@ from events.register import Register
 from events.requests import Right
 from events.types import Reasons
 from projections.deadlines import RequestTiming, deadline, timing
-from projections.queries import read_history, read_requests, read_subject
+from projections.queries import read_requests, read_subject
 from projections.rows import state_to_json
+from services.access.http import AUTH_ERRORS, Guard
+from services.access.tokens import Caller
 from services.errors import ProblemError
 from services.intake.http import AcceptedOut, IntakeCall
+from services.privacy.history import HistoryReader
 from services.views import RequestOut, as_of
 
 Actor = Annotated[
-    str, Header(alias="X-Actor", min_length=1, max_length=200, description="Who acts (staff id).")
+    str | None,
+    Header(
+        alias="X-Actor",
+        min_length=1,
+        max_length=200,
+        description="Who acts (staff id); default: the token's label.",
+    ),
 ]
 
 
@@ -96,21 +105,34 @@ def with_timing(row: asyncpg.Record, register: Register, today: date) -> Request
     return RequestStatusOut.model_validate({**dict(row), "timing": verdict})
 
 
-def rights_router(call: IntakeCall, pool: asyncpg.Pool[Any], register: Register) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["rights requests"])
+def rights_router(
+    call: IntakeCall,
+    pool: asyncpg.Pool[Any],
+    register: Register,
+    guard: Guard,
+    histories: HistoryReader,
+) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["rights requests"], responses=AUTH_ERRORS)
+    dpo = guard.allow("dpo")
+    readers = [guard.allow("dpo", "auditor")]
 
     def today() -> date:
         return datetime.now(register.tz).date()
 
     def event(
-        kind: str, subject_id: str, actor: str, occurred_at: datetime | None, data: dict[str, Any]
+        kind: str,
+        subject_id: str,
+        actor: str | None,
+        caller: Caller,
+        occurred_at: datetime | None,
+        data: dict[str, Any],
     ) -> AnySubmission:
         return SUBMISSION_ADAPTER.validate_python(
             {
                 "type": kind,
                 "subject_id": subject_id,
                 "occurred_at": occurred_at or datetime.now(UTC),
-                "source": {"system": "dpo-api", "actor": actor},
+                "source": {"system": "dpo-api", "actor": actor or caller.name},
                 "data": data,
             }
         )
@@ -122,51 +144,81 @@ def rights_router(call: IntakeCall, pool: asyncpg.Pool[Any], register: Register)
         return str(rows[0]["subject_id"])
 
     async def step(
-        request_id: UUID, kind: str, body: StepIn, actor: str, response: Response
+        request_id: UUID,
+        kind: str,
+        body: StepIn,
+        actor: str | None,
+        caller: Caller,
+        response: Response,
     ) -> AcceptedOut:
         data = {"request_id": str(request_id), **body.model_dump(exclude={"occurred_at"})}
-        submission = event(kind, await subject_of(request_id), actor, body.occurred_at, data)
+        subject = await subject_of(request_id)
+        submission = event(kind, subject, actor, caller, body.occurred_at, data)
         return await call([submission], None, response, single=True)
 
     @router.post("/requests", status_code=status.HTTP_202_ACCEPTED, summary="Log a request")
-    async def create(body: RequestIn, actor: Actor, response: Response) -> CreatedOut:
+    async def create(
+        body: RequestIn, response: Response, caller: Caller = dpo, actor: Actor = None
+    ) -> CreatedOut:
         """Record a rights request; the ledger sets its due date (one calendar month)."""
         request_id = uuid7()
         data = body.model_dump(exclude={"subject_id", "received_at"})
         data["request_id"] = str(request_id)
-        submission = event("request.received", body.subject_id, actor, body.received_at, data)
+        submission = event(
+            "request.received", body.subject_id, actor, caller, body.received_at, data
+        )
         accepted = await call([submission], None, response, single=True)
         return CreatedOut(request_id=request_id, events=accepted.events)
 
     @router.post("/requests/{request_id}/identity-verification", status_code=202)
     async def verify(
-        request_id: UUID, body: IdentityIn, actor: Actor, response: Response
+        request_id: UUID,
+        body: IdentityIn,
+        response: Response,
+        caller: Caller = dpo,
+        actor: Actor = None,
     ) -> AcceptedOut:
         """Record that the requester was verified to be the data subject."""
-        return await step(request_id, "request.identity_verified", body, actor, response)
+        return await step(request_id, "request.identity_verified", body, actor, caller, response)
 
     @router.post("/requests/{request_id}/extension", status_code=202)
     async def extend(
-        request_id: UUID, body: ExtensionIn, actor: Actor, response: Response
+        request_id: UUID,
+        body: ExtensionIn,
+        response: Response,
+        caller: Caller = dpo,
+        actor: Actor = None,
     ) -> AcceptedOut:
         """Extend by two months, with reasons; only within the first month (Art. 12(3))."""
-        return await step(request_id, "request.extended", body, actor, response)
+        return await step(request_id, "request.extended", body, actor, caller, response)
 
     @router.post("/requests/{request_id}/fulfilment", status_code=202)
     async def fulfil(
-        request_id: UUID, body: FulfilmentIn, actor: Actor, response: Response
+        request_id: UUID,
+        body: FulfilmentIn,
+        response: Response,
+        caller: Caller = dpo,
+        actor: Actor = None,
     ) -> AcceptedOut:
         """Record the answer: what was done and delivered."""
-        return await step(request_id, "request.fulfilled", body, actor, response)
+        return await step(request_id, "request.fulfilled", body, actor, caller, response)
 
     @router.post("/requests/{request_id}/rejection", status_code=202)
     async def reject(
-        request_id: UUID, body: RejectionIn, actor: Actor, response: Response
+        request_id: UUID,
+        body: RejectionIn,
+        response: Response,
+        caller: Caller = dpo,
+        actor: Actor = None,
     ) -> AcceptedOut:
         """Refuse with written reasons; the ledger adds where the person can complain."""
-        return await step(request_id, "request.rejected", body, actor, response)
+        return await step(request_id, "request.rejected", body, actor, caller, response)
 
-    @router.get("/requests", summary="Requests and where they stand against their deadlines")
+    @router.get(
+        "/requests",
+        summary="Requests and where they stand against their deadlines",
+        dependencies=readers,
+    )
     async def list_requests(
         timing_is: Annotated[RequestTiming | None, Query(alias="timing")] = None,
         subject_id: SubjectId | None = None,
@@ -175,7 +227,7 @@ def rights_router(call: IntakeCall, pool: asyncpg.Pool[Any], register: Register)
         out = [with_timing(r, register, today()) for r in rows]
         return [r for r in out if timing_is is None or r.timing == timing_is]
 
-    @router.get("/requests/{request_id}", summary="One request")
+    @router.get("/requests/{request_id}", summary="One request", dependencies=readers)
     async def get_request(request_id: UUID) -> RequestStatusOut:
         rows = await read_requests(pool, request_ids=[request_id])
         if not rows:
@@ -189,7 +241,8 @@ def rights_router(call: IntakeCall, pool: asyncpg.Pool[Any], register: Register)
     )
     async def export(
         subject_id: Annotated[SubjectId, Path()],
-        actor: Actor,
+        caller: Caller = dpo,
+        actor: Actor = None,
         kind: Literal["access", "portability"] = "access",
         fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
         request_id: UUID | None = None,
@@ -198,14 +251,14 @@ def rights_router(call: IntakeCall, pool: asyncpg.Pool[Any], register: Register)
         state = await read_subject(pool, subject_id)
         if state is None:
             raise ProblemError(404, "subject_not_found", f"no events about {subject_id!r}")
-        history = await read_history(pool, subject_id)
+        history = await histories.read(subject_id, personal=True)
         data = {
             "kind": kind,
             "formats": [fmt],
             "request_id": str(request_id) if request_id else None,
         }
-        await call([event("subject.exported", subject_id, actor, None, data)], None, Response(),
-                   single=True)  # fmt: skip
+        exported = event("subject.exported", subject_id, actor, caller, None, data)
+        await call([exported], None, Response(), single=True)
         if fmt == "csv":
             return Response(history_csv(history), media_type="text/csv")
         requests = [

@@ -14,9 +14,11 @@ from events.catalog import AnyEvent, AnySubmission
 from events.ids import uuid7
 from services.intake.idempotency import IdempotencyStore, request_hash
 from services.intake.policy import LedgerPolicy, PolicyError
-from services.intake.recording import materialize, to_records
+from services.intake.recording import erasures, materialize, seal_all, to_records
 from services.messaging.appender import Appender, Receipt
 from services.metrics import EVENTS_ACCEPTED
+from services.privacy.identity import IdentityIndex
+from services.privacy.keystore import KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,13 @@ class IntakeService:
         keys: IdempotencyStore,
         policy: LedgerPolicy,
         ledger_topic: str,
+        data_keys: KeyStore,
+        identities: IdentityIndex,
     ) -> None:
+        self._identities = identities
         self._appender = appender
         self._keys = keys
+        self._data_keys = data_keys
         self._policy = policy
         self._topic = ledger_topic
 
@@ -71,7 +77,8 @@ class IntakeService:
         broker acknowledged them."""
         digest = request_hash(orjson.dumps([s.model_dump(mode="json") for s in submissions]))
         try:
-            drafts = await self._policy.prepare(submissions)
+            named = await self._identities.resolve(submissions)
+            drafts = await self._policy.prepare(named)
         except PolicyError:
             # A retry of a request that succeeded may no longer pass (the request it answered
             # is answered now): give the stored answer rather than an error.
@@ -97,11 +104,15 @@ class IntakeService:
             event_ids, recorded_at = claim.event_ids, claim.recorded_at or recorded_at
         events = materialize(drafts, event_ids, recorded_at)
         try:
-            receipts = await self._appender.append(to_records(events, self._topic))
+            sealed = seal_all(events, await self._data_keys.current(e.subject_id for e in events))
+            receipts = await self._appender.append(to_records(sealed, self._topic))
         except BaseException:
             if idempotency_key is not None:
                 await self._keys.release(idempotency_key)
             raise
+        # At once rather than when projected: later events get a new key at once. (The projector
+        # destroys them too, so a crash right here loses nothing.)
+        await self._data_keys.shred(erasures(sealed))
         body = {"events": [receipt_json(e, r) for e, r in zip(events, receipts, strict=True)]}
         if idempotency_key is not None:
             await self._keys.complete(idempotency_key, body)

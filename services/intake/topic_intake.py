@@ -121,7 +121,7 @@ class TopicIntake:
         while True:
             consumer = AIOKafkaConsumer(
                 self._settings.intake_topic,
-                bootstrap_servers=self._settings.kafka_bootstrap,
+                **self._settings.kafka_options(),
                 group_id=self._settings.intake_group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
@@ -70,13 +71,13 @@ class Appender:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: Mapping[str, Any],
         transactional_id: str,
         *,
         timeout_s: float = 10.0,
         max_records_per_transaction: int = 5000,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = dict(kafka)
         self._transactional_id = transactional_id
         self._timeout_s = timeout_s
         self._max_records = max_records_per_transaction
@@ -148,7 +149,7 @@ class Appender:
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
+                **self._kafka,
                 enable_idempotence=True,
                 transactional_id=self._transactional_id,
                 acks="all",

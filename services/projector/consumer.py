@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeAlias
 
 import orjson
@@ -20,7 +21,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
+from events.catalog import AnyEvent
 from events.codec import DecodeError, decode_raw
+from events.sealing import DataKey, TamperedError, open_event
 from projections.store import PROJECTION, LedgerRecord, SubscriberStore
 from services.messaging.appender import Appender
 from services.messaging.dead_letters import dead_letter
@@ -31,6 +34,7 @@ from services.metrics import (
     PROJECTOR_BATCH_SECONDS,
     PROJECTOR_RETRIES,
 )
+from services.privacy.keystore import KeyRef, KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,20 @@ def decode_record(record: Record) -> LedgerRecord:
     if not isinstance(payload, dict):
         raise DecodeError("an event must be a JSON object")
     return LedgerRecord(record.partition, record.offset, decode_raw(payload), payload)
+
+
+def sealed_ref(event: AnyEvent) -> KeyRef | None:
+    """Which data key opens the event's personal section, if it has one."""
+    return (event.subject_id, event.sealed.key_generation) if event.sealed else None
+
+
+def opened(record: LedgerRecord, keys: Mapping[KeyRef, DataKey]) -> LedgerRecord:
+    """The record with its personal section opened; a destroyed key leaves it empty (erased).
+    Raises :class:`TamperedError` when the ciphertext or what it is bound to was changed."""
+    ref = sealed_ref(record.event)
+    if ref is None or ref not in keys:
+        return record
+    return replace(record, event=open_event(record.event, keys[ref]))
 
 
 async def retry_forever(action: Callable[[], Any], what: str) -> Any:
@@ -66,20 +84,31 @@ async def retry_forever(action: Callable[[], Any], what: str) -> Any:
 class Projector:
     """Handles one consumed batch of ledger records."""
 
-    def __init__(self, store: SubscriberStore, dead_letters: Appender, dlq_topic: str) -> None:
+    def __init__(
+        self, store: SubscriberStore, keys: KeyStore, dead_letters: Appender, dlq_topic: str
+    ) -> None:
         self._store = store
+        self._keys = keys
         self._dead_letters = dead_letters
         self._dlq_topic = dlq_topic
 
     async def handle(self, records: Sequence[Record], consumer: AIOKafkaConsumer | None) -> None:
         started = time.perf_counter()
-        good: list[LedgerRecord] = []
+        decoded: list[tuple[Record, LedgerRecord]] = []
         poison = []
         for record in records:
             try:
-                good.append(decode_record(record))
+                decoded.append((record, decode_record(record)))
             except (ValueError, ValidationError) as exc:
                 poison.append(dead_letter(record, self._dlq_topic, "undecodable_event", str(exc)))
+        refs = {ref for _, r in decoded if (ref := sealed_ref(r.event)) is not None}
+        keys = await retry_forever(lambda: self._keys.find_exact(refs), "reading data keys")
+        good: list[LedgerRecord] = []
+        for record, ledger_record in decoded:
+            try:
+                good.append(opened(ledger_record, keys))
+            except TamperedError as exc:
+                poison.append(dead_letter(record, self._dlq_topic, "tampered_event", str(exc)))
         if poison:
             await retry_forever(lambda: self._dead_letters.append(poison), "dead-lettering")
             DEAD_LETTERS.labels("projector").inc(len(poison))

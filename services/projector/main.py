@@ -15,10 +15,16 @@ from faststream.kafka.annotations import Consumer, KafkaMessage
 from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
 from projections.store import SubscriberStore
+from services.access.http import Guard
+from services.access.recorder import AccessRecorder
+from services.access.tokens import TokenStore
 from services.app import service_app
-from services.config import Settings
+from services.config import Settings, broker_security
 from services.messaging.appender import Appender
 from services.ops import Readiness
+from services.privacy.history import HistoryReader
+from services.privacy.keystore import KeyStore
+from services.privacy.secrets import load_secrets
 from services.projector.consumer import Projector, SeekToStoredOffsets
 from services.projector.http import subjects_router
 
@@ -29,7 +35,7 @@ def build_broker(settings: Settings, projector: Projector, store: SubscriberStor
     ``AckPolicy.MANUAL`` with no ack call means FastStream never commits to Kafka: the offsets
     that count are the ones the store keeps in PostgreSQL.
     """
-    broker = KafkaBroker(settings.kafka_bootstrap, logger=None)
+    broker = KafkaBroker(settings.kafka_bootstrap, security=broker_security(settings), logger=None)
     holder: dict[str, Any] = {}
     subscriber = broker.subscriber(
         settings.ledger_topic,
@@ -57,19 +63,23 @@ def create_app(settings: Settings) -> FastAPI:
     """The projector ASGI application; it starts consuming when the app starts."""
     pool = create_pool(settings.database_url)
     store = SubscriberStore(pool, settings.ledger_topic)
-    dead_letters = Appender(
-        settings.kafka_bootstrap,
+    appender = Appender(
+        settings.kafka_options(),
         f"consent-ledger-projector-dlq-{socket.gethostname()}-{os.getpid()}",
         timeout_s=settings.produce_timeout_s,
     )
-    projector = Projector(store, dead_letters, settings.dead_letter_topic)
+    keys = KeyStore(pool, load_secrets(settings).master)
+    projector = Projector(store, keys, appender, settings.dead_letter_topic)
+    recorder = AccessRecorder(appender, settings.ledger_topic)
 
     return service_app(
         title="consent-ledger projector",
         description="Current state and history of data subjects, folded from the ledger.",
         pool=pool,
-        readiness=Readiness(settings.kafka_bootstrap, pool),
-        components=[dead_letters, build_broker(settings, projector, store)],
-        routers=[subjects_router(pool)],
+        readiness=Readiness(settings.kafka_options(), pool),
+        components=[appender, build_broker(settings, projector, store)],
+        routers=[
+            subjects_router(pool, Guard(TokenStore(pool)), HistoryReader(pool, keys), recorder)
+        ],
         before_start=lambda: apply_migrations(settings.database_url),
     )

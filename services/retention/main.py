@@ -26,6 +26,9 @@ from services.intake.idempotency import IdempotencyStore
 from services.intake.policy import LedgerPolicy, request_lookup
 from services.intake.service import IntakeService
 from services.messaging.appender import Appender
+from services.privacy.identity import IdentityIndex
+from services.privacy.keystore import KeyStore
+from services.privacy.secrets import load_secrets
 from services.retention.job import Report, RetentionJob
 
 log = logging.getLogger(__name__)
@@ -46,10 +49,18 @@ async def retention_job(settings: Settings) -> AsyncIterator[RetentionJob]:
     register = load_register(settings.register_file)
     pool = await create_pool(settings.database_url)
     appender = Appender(
-        settings.kafka_bootstrap, transactional_id(), timeout_s=settings.produce_timeout_s
+        settings.kafka_options(), transactional_id(), timeout_s=settings.produce_timeout_s
     )
     policy = LedgerPolicy(register, request_lookup(pool))
-    service = IntakeService(appender, IdempotencyStore(pool), policy, settings.ledger_topic)
+    secrets = load_secrets(settings)
+    service = IntakeService(
+        appender,
+        IdempotencyStore(pool),
+        policy,
+        settings.ledger_topic,
+        KeyStore(pool, secrets.master),
+        IdentityIndex(pool, secrets.identity),
+    )
     await appender.start()
     try:
         yield RetentionJob(pool, service, register)

@@ -23,7 +23,8 @@ from services.stack.state import ProcessEntry
 READY_TIMEOUT_S = 120.0
 PROBE_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 30.0
-SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+SEVEN_DAYS_MS = 7 * DAY_MS
 JVM_OPTS = ("-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
 
 LOG4J2_PROPERTIES = """\
@@ -224,13 +225,17 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             settings.intake_topic, 3, 1,
             topic_configs={"retention.ms": str(SEVEN_DAYS_MS), "cleanup.policy": "delete"},
         ),
-        NewTopic(settings.dead_letter_topic, 1, 1, topic_configs=keep_forever),
+        # Dead letters of the intake topic may hold personal data in clear: kept 30 days.
+        NewTopic(
+            settings.dead_letter_topic, 1, 1,
+            topic_configs={"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+        ),
     ]  # fmt: skip
 
 
 async def ensure_topics(settings: Settings) -> None:
     """Create the project's topics; ones that already exist are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**settings.kafka_options())
     try:
         await admin.start()
         response = await admin.create_topics(topic_specs(settings))

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from services.config import Settings
+from services.privacy.secrets import ensure_local_secrets
 from services.stack import kafka, procs
 from services.stack import postgres as pg
 from services.stack.errors import StackError
@@ -69,6 +70,7 @@ async def up(
 
 
 async def _bring_up(settings: Settings, database_url_given: bool, progress: Progress) -> None:
+    ensure_local_secrets(settings)
     broker, launched = await _launch_kafka(settings, progress)
     await _start_postgres(settings, database_url_given, progress)
     await kafka.wait_ready(settings.kafka_bootstrap, broker, kafka.kafka_paths(settings.stack_dir))

@@ -29,6 +29,7 @@ from events.catalog import AnyEvent
 from projections.db import create_pool
 from projections.migrations import apply
 from services import stack
+from services.access.tokens import Grant, Role, TokenStore
 from services.config import Settings
 from services.intake.recording import to_records
 from services.messaging.appender import Appender
@@ -92,9 +93,30 @@ async def settings(stack_settings: Settings) -> Settings:
     return await namespace(stack_settings)
 
 
+#: Query parameters of a read that includes personal data (recorded in the ledger).
+PERSONAL = {"personal": "true", "reason": "test of the read API"}
+
+
+async def issue_token(settings: Settings, role: Role = "dpo", grants: Sequence[Grant] = ()) -> str:
+    """A fresh API token in the namespace's database."""
+    db = await create_pool(settings.database_url, max_size=1)
+    try:
+        token, _ = await TokenStore(db).create(role, f"test {role}", grants=frozenset(grants))
+    finally:
+        await db.close()
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @contextlib.asynccontextmanager
-async def serve(app: FastAPI, port: int) -> AsyncIterator[httpx.AsyncClient]:
-    """Run an ASGI app on a real socket in this event loop; yield a client for it."""
+async def serve(
+    app: FastAPI, port: int, token: str | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an ASGI app on a real socket in this event loop; yield a client for it (sending
+    ``token``, if given, on every request)."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     )
@@ -105,7 +127,10 @@ async def serve(app: FastAPI, port: int) -> AsyncIterator[httpx.AsyncClient]:
             raise RuntimeError("server exited before it started")
         await asyncio.sleep(0.05)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        headers = bearer(token) if token else {}
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers
+        ) as client:
             yield client
     finally:
         server.should_exit = True
@@ -116,7 +141,8 @@ async def serve(app: FastAPI, port: int) -> AsyncIterator[httpx.AsyncClient]:
 async def intake(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     from services.intake.main import create_app
 
-    async with serve(create_app(settings), settings.intake_port) as client:
+    token = await issue_token(settings)
+    async with serve(create_app(settings), settings.intake_port, token) as client:
         yield client
 
 
@@ -124,7 +150,8 @@ async def intake(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def projector(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     from services.projector.main import create_app
 
-    async with serve(create_app(settings), settings.projector_port) as client:
+    token = await issue_token(settings)
+    async with serve(create_app(settings), settings.projector_port, token) as client:
         yield client
 
 
@@ -216,7 +243,7 @@ async def dump_tables(pool: asyncpg.Pool[Any]) -> dict[str, list[tuple[Any, ...]
 
 async def append_events(settings: Settings, events: Sequence[AnyEvent], chunk: int = 5000) -> None:
     """Append events to the ledger topic as intake would, in large transactions."""
-    appender = Appender(settings.kafka_bootstrap, f"test-{uuid.uuid4().hex}")
+    appender = Appender(settings.kafka_options(), f"test-{uuid.uuid4().hex}")
     await appender.start()
     try:
         for start in range(0, len(events), chunk):

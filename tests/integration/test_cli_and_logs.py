@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from services.config import Settings
 from services.runner import Service, wait_ready
 from services.stack import isolated_settings
 from services.stack.state import load_state
-from tests.integration.conftest import wait_projected
+from tests.integration.conftest import PERSONAL, bearer, issue_token, wait_projected
 from tests.samples import given_json
 
 pytestmark = pytest.mark.integration
@@ -77,12 +78,14 @@ def test_logs_are_json_lines_with_subject_ids_and_no_email(
 ) -> None:
     log_file = tmp_path / "intake.log"
     env = {**os.environ, **settings.to_env()}
+    token = asyncio.run(issue_token(settings, "signup"))
     with log_file.open("wb") as log:
         process = subprocess.Popen([*CLI, "intake"], env=env, stdout=log, stderr=log)
         try:
             wait_ready(Service("intake", settings.intake_host, settings.intake_port), process)
             body = given_json("crm-logged", personal={"email": "secret.person@example.com"})
-            answer = httpx.post(f"http://127.0.0.1:{settings.intake_port}/v1/events", json=body)
+            url = f"http://127.0.0.1:{settings.intake_port}/v1/events"
+            answer = httpx.post(url, json=body, headers=bearer(token))
             assert answer.status_code == 202
         finally:
             process.terminate()
@@ -106,7 +109,8 @@ async def test_the_readme_curl_examples_work(
         answer = await intake.post("/v1/events", json=body)
         assert answer.status_code == 202, answer.text
     await wait_projected(pool, 2)
-    state = (await projector.get(f"/v1/subjects/{bodies[0]['subject_id']}")).json()
+    subject = bodies[0]["subject_id"]
+    state = (await projector.get(f"/v1/subjects/{subject}", params=PERSONAL)).json()
     assert state["email"] == bodies[0]["personal"]["email"]
     assert state["purposes"]["newsletter"]["status"] == "withdrawn"
 

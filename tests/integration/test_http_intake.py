@@ -11,7 +11,7 @@ import pytest
 
 from events.codec import decode
 from services.config import Settings
-from tests.integration.conftest import read_topic, wait_projected
+from tests.integration.conftest import PERSONAL, read_topic, wait_projected
 from tests.samples import given_json, withdrawn_json
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ async def test_an_event_is_acknowledged_with_its_position_and_projected(
             break
         await _pause()
     body = state.json()
-    assert body["email"] == "crm-42@example.com"
+    assert (body["email"], body["personal_state"]) == (None, "withheld")
     assert body["purposes"]["newsletter"]["status"] == "given"
     assert body["purposes"]["newsletter"]["notice_version"] == "2022-02-22"
     assert body["purposes"]["newsletter"]["legal_basis"] == "consent"
@@ -50,6 +50,10 @@ async def test_an_event_is_acknowledged_with_its_position_and_projected(
     history = (await projector.get("/v1/subjects/crm-42/history")).json()
     assert [h["event"]["event_id"] for h in history["events"]] == [receipt["event_id"]]
     assert history["events"][0]["offset"] == receipt["offset"]
+    assert history["events"][0]["event"]["personal_state"] == "withheld"
+
+    personal = (await projector.get("/v1/subjects/crm-42", params=PERSONAL)).json()
+    assert personal["email"] == "crm-42@example.com"
 
 
 async def _pause() -> None:
@@ -105,7 +109,10 @@ def _without(field: str) -> dict[str, Any]:
 BAD_SINGLE = [
     pytest.param(_bad(type="consent.teleported"), "type", "does not match", id="unknown-type"),
     pytest.param(_without("type"), "type", "Unable to extract tag", id="missing-type"),
-    pytest.param(_without("subject_id"), "subject_id", "Field required", id="missing-field"),
+    pytest.param(
+        _bad(subject_id=None, personal={}), "subject_id", "unless personal.email", id="no-subject"
+    ),
+    pytest.param(_without("occurred_at"), "occurred_at", "Field required", id="missing-field"),
     pytest.param(_bad(subject_id=42), "subject_id", "valid string", id="mistyped-field"),
     pytest.param(
         _bad(occurred_at="2024-02-30T10:00:00Z"), "occurred_at", "day value", id="no-such-day"

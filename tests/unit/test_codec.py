@@ -11,7 +11,14 @@ import pytest
 
 from events.catalog import EVENT_TYPES
 from events.catalogue_doc import catalogue_markdown
-from events.codec import DecodeError, Upcasters, decode, encode, export_schemas, json_schemas
+from events.codec import (
+    DecodeError,
+    decode,
+    encode,
+    export_schemas,
+    json_schemas,
+    release_upcasters,
+)
 from events.ids import uuid7
 from tests.samples import given_event
 
@@ -30,7 +37,7 @@ def test_encoding_is_canonical_and_round_trips() -> None:
 
 
 def test_an_old_schema_version_is_upcast_before_validation() -> None:
-    upcasters = Upcasters()
+    upcasters = release_upcasters()
 
     @upcasters.register("consent.given", 0)
     def notice_moved_into_data(raw: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +48,7 @@ def test_an_old_schema_version_is_upcast_before_validation() -> None:
     old = {**current, "schema_version": 0, "notice": "2019-05-01"}
     del old["data"]["notice_version"]
     event = decode(orjson.dumps(old), upcasters)
-    assert event.schema_version == 1
+    assert event.schema_version == 2
     assert event.type == "consent.given"
     assert event.data.notice_version == "2019-05-01"
 
@@ -67,12 +74,18 @@ def test_undecodable_bytes_are_refused_with_the_reason(data: bytes, message: str
 
 def test_every_event_type_has_a_schema_for_storage_and_submission() -> None:
     names = set(json_schemas())
-    assert names == {f"{tag}.v1{kind}.json" for tag in EVENT_TYPES for kind in ("", ".submission")}
-    assert len(names) == 2 * 17
-    stored = json_schemas()["consent.given.v1.json"]
-    assert {"event_id", "recorded_at", "personal"} <= set(stored["properties"])
-    submitted = json_schemas()["consent.given.v1.submission.json"]
-    assert "event_id" not in submitted["properties"]
+    assert names == {f"{tag}.v2{kind}.json" for tag in EVENT_TYPES for kind in ("", ".submission")}
+    assert len(names) == 2 * 18
+    stored = json_schemas()["consent.given.v2.json"]
+    assert {"event_id", "recorded_at", "personal", "sealed"} <= set(stored["properties"])
+    submitted = json_schemas()["consent.given.v2.submission.json"]
+    assert {"event_id", "sealed"}.isdisjoint(submitted["properties"])
+
+
+def test_the_schemas_of_earlier_versions_stay_published() -> None:
+    """Readers of old logs need the old contract: version 1 (personal data in clear)."""
+    assert (SCHEMA_DIR / "consent.given.v1.json").exists()
+    assert not (SCHEMA_DIR / "subject.accessed.v1.json").exists()
 
 
 def test_the_committed_schemas_are_the_generated_ones(tmp_path: Path) -> None:
@@ -97,4 +110,4 @@ def test_the_event_catalogue_is_generated_from_the_models() -> None:
     committed = (SCHEMA_DIR.parents[1] / "docs" / "events.md").read_text()
     assert committed == catalogue_markdown(), "docs/events.md is stale: run `make schemas`"
     for tag in EVENT_TYPES:
-        assert f"## `{tag}` (v1)" in committed
+        assert f"## `{tag}` (v2)" in committed

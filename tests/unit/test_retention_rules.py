@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events.catalog import EVENT_ADAPTER, AnyEvent
+from events.envelope import Envelope
 from events.ids import uuid7
 from events.register import Purpose, Register, load_register
 from projections.rows import purposes_to_json
@@ -24,7 +25,7 @@ def event(kind: str, at: datetime, purpose: str | None = "newsletter", **fields:
         "occurred_at": at,
         "source": {"system": "test", "actor": "tester"},
         "event_id": uuid7(),
-        "schema_version": 1,
+        "schema_version": Envelope.SCHEMA_VERSION,
         "recorded_at": at,
         **fields,
     }
@@ -96,6 +97,7 @@ def test_a_withdrawal_erases_at_once_under_the_seed_rule() -> None:
         "grounds": "retention",
         "purpose": "newsletter",
         "request_id": None,
+        "key_generation": None,
     }
     assert submission.personal.model_dump(exclude_none=True) == {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from events.consent import ConsentGiven
+from events.envelope import Envelope
 from projections.rows import state_to_json
 from projections.state import fold
 from services.views import as_of
@@ -15,7 +16,8 @@ def test_a_consent_past_its_validity_is_not_eligible_before_the_expiry_is_record
     body = valid_json("consent.given")
     body["data"] = {**body["data"], "valid_until": (T0 + timedelta(days=30)).isoformat()}
     event = ConsentGiven.model_validate(
-        {**body, "event_id": "01a2145e-bae9-706e-a524-6315bf1696f6", "schema_version": 1,
+        {**body, "event_id": "01a2145e-bae9-706e-a524-6315bf1696f6",
+         "schema_version": Envelope.SCHEMA_VERSION,
          "recorded_at": T0.isoformat(), "occurred_at": T0.isoformat()}
     )  # fmt: skip
     subject = state_to_json(fold([event])["crm-1"])

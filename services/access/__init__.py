@@ -1,0 +1,1 @@
+"""Access control: API tokens, each with one role, checked on every HTTP endpoint."""
