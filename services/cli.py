@@ -208,6 +208,61 @@ def cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# The eligibility feed for mail tools (docs/mail-tools.md).
+FEED_SCHEMAS = ROOT / "docs" / "feed-schemas"
+
+
+def cmd_feed(args: argparse.Namespace, settings: Settings) -> int:
+    if args.export_schemas is not None:
+        from projections.feed import export_feed_schemas
+
+        for path in export_feed_schemas(Path(args.export_schemas)):
+            print(path)
+        return 0
+    from services.feed.main import serve
+    from services.logs import configure
+
+    configure(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_audience(args: argparse.Namespace, settings: Settings) -> int:
+    from services.audience.main import run
+    from services.logs import configure
+
+    configure(settings.log_level)
+    asyncio.run(run(settings))
+    return 0
+
+
+def add_feed_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    feed = commands.add_parser(
+        "feed",
+        help="publish the eligibility feed (outbox -> Kafka topic, webhooks)",
+        description="Drain the feed outbox to the compacted feed topic and deliver webhooks, "
+        "until SIGINT/SIGTERM.",
+    )
+    feed.set_defaults(handler=cmd_feed)
+    feed.add_argument(
+        "--export-schemas",
+        nargs="?",
+        const=str(FEED_SCHEMAS),
+        metavar="DIR",
+        help=f"write the feed's JSON Schemas (default {FEED_SCHEMAS.relative_to(ROOT)}) and exit",
+    )
+    audience = commands.add_parser(
+        "audience",
+        help="the reference feed consumer: keep an audience table in sync",
+        description="Read the feed from the start and keep audience_members (PostgreSQL: "
+        "CONSENT_LEDGER_AUDIENCE_DATABASE_URL, default the ledger's) in sync, until "
+        "SIGINT/SIGTERM.",
+    )
+    audience.set_defaults(handler=cmd_audience)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consent-ledger",
@@ -324,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         "write every event's JSON Schema, and the event catalogue docs/events.md",
     )
     export.add_argument("directory", nargs="?", default=str(ROOT / "events" / "schemas"))
+    add_feed_commands(commands)
     return parser
 
 

@@ -5,12 +5,20 @@ The same names are used by ``make run``, the test suite and docker-compose.yml.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field, HttpUrl
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class Webhook(BaseModel):
+    """A mail tool's endpoint for feed changes; every POST is signed with ``secret``."""
+
+    url: HttpUrl
+    secret: str = Field(min_length=16, repr=False, description="HMAC-SHA-256 key, shared.")
 
 
 class Settings(BaseSettings):
@@ -55,10 +63,27 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     log_level: str = "INFO"
 
+    # The eligibility feed for mail tools (docs/mail-tools.md).
+    feed_topic: str = "consent.feed.v1"
+    feed_partitions: int = Field(default=6, ge=1)
+    feed_batch_max: int = Field(default=1000, ge=1)
+    feed_poll_interval_ms: int = Field(default=100, ge=1)
+    feed_webhooks: list[Webhook] = Field(
+        default_factory=list, description='JSON: [{"url": "https://...", "secret": "..."}].'
+    )
+    feed_webhook_max_attempts: int = Field(default=8, ge=1)
+    feed_webhook_backoff_s: float = Field(default=1.0, gt=0)
+    feed_webhook_timeout_s: float = Field(default=5.0, gt=0)
+    audience_database_url: str | None = Field(
+        default=None, description="The reference audience consumer's database; default: ours."
+    )
+
     def to_env(self) -> dict[str, str]:
         """These settings as the environment variables that would produce them."""
         return {
-            f"CONSENT_LEDGER_{name.upper()}": str(value)
-            for name, value in self.model_dump().items()
+            f"CONSENT_LEDGER_{name.upper()}": json.dumps(value)
+            if isinstance(value, list)
+            else str(value)
+            for name, value in self.model_dump(mode="json").items()
             if value is not None
         }

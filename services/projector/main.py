@@ -12,11 +12,13 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import Consumer, KafkaMessage
 
+from events.register import load_register
 from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
 from projections.store import SubscriberStore
 from services.app import service_app
 from services.config import Settings
+from services.feed.http import mailing_lists_router, projected_suppressions_router
 from services.messaging.appender import Appender
 from services.ops import Readiness
 from services.projector.consumer import Projector, SeekToStoredOffsets
@@ -70,6 +72,12 @@ def create_app(settings: Settings) -> FastAPI:
         pool=pool,
         readiness=Readiness(settings.kafka_bootstrap, pool),
         components=[dead_letters, build_broker(settings, projector, store)],
-        routers=[subjects_router(pool)],
+        routers=[
+            subjects_router(pool),
+            mailing_lists_router(
+                pool, [p.id for p in load_register(settings.register_file).purposes]
+            ),
+            projected_suppressions_router(pool),
+        ],
         before_start=lambda: apply_migrations(settings.database_url),
     )

@@ -213,7 +213,7 @@ def stop(broker: ProcessEntry) -> None:
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """The project's topics: the ledger is kept forever, intake for a week."""
+    """The project's topics: the ledger is kept forever, intake for a week, the feed compacted."""
     keep_forever = {"retention.ms": "-1", "cleanup.policy": "delete"}
     return [
         NewTopic(
@@ -225,6 +225,12 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             topic_configs={"retention.ms": str(SEVEN_DAYS_MS), "cleanup.policy": "delete"},
         ),
         NewTopic(settings.dead_letter_topic, 1, 1, topic_configs=keep_forever),
+        # The eligibility feed: the latest entry per subject is kept forever; an erasure's
+        # tombstone stays a week, so a consumer offline for less than that still sees it.
+        NewTopic(
+            settings.feed_topic, settings.feed_partitions, 1,
+            topic_configs={"cleanup.policy": "compact", "delete.retention.ms": str(SEVEN_DAYS_MS)},
+        ),
     ]  # fmt: skip
 
 
