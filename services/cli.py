@@ -123,7 +123,7 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(ensure_topics(settings))
     print(
         f"topics ready: {settings.ledger_topic}, {settings.intake_topic}, "
-        f"{settings.dead_letter_topic}"
+        f"{settings.dead_letter_topic}, {settings.feed_topic}"
     )
     return 0
 
@@ -312,7 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(commands, "migrate", cmd_migrate, "apply the SQL migrations to the database")
     topics = commands.add_parser("topics", help="Kafka topics", description="Kafka topics.")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
-    add(topics_sub, "create", cmd_topics_create, "create the ledger, intake and dead-letter topics")
+    add(
+        topics_sub,
+        "create",
+        cmd_topics_create,
+        "create the ledger, intake, dead-letter and feed topics",
+    )
     retention = commands.add_parser(
         "retention",
         help="the retention job",

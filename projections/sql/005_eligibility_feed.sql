@@ -10,6 +10,7 @@ CREATE TABLE feed_outbox (
     entry           jsonb,
     queued_at       timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX feed_outbox_oldest_first ON feed_outbox (queued_at, subject_id);
 COMMENT ON TABLE feed_outbox IS
     'Subjects whose feed entry changed and is not published yet; one row per subject (the latest '
     'state), entry NULL means erased (a tombstone).';

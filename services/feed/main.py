@@ -16,7 +16,7 @@ from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
 from services.config import Settings
 from services.feed.publisher import FeedPublisher
-from services.feed.webhooks import WebhookDeliverer
+from services.feed.webhooks import CONCURRENCY, WebhookDeliverer
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,17 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     )
     idle_s = settings.feed_poll_interval_ms / 1000
     try:
-        async with httpx.AsyncClient(timeout=settings.feed_webhook_timeout_s) as client:
+        async with httpx.AsyncClient(
+            timeout=settings.feed_webhook_timeout_s,
+            limits=httpx.Limits(max_connections=CONCURRENCY),
+        ) as client:
             deliverer = WebhookDeliverer(
                 pool,
                 settings.feed_webhooks,
                 client,
                 max_attempts=settings.feed_webhook_max_attempts,
                 backoff_s=settings.feed_webhook_backoff_s,
-                batch_max=settings.feed_batch_max,
+                batch_max=min(settings.feed_batch_max, CONCURRENCY),
             )
             log.info("feed publisher started", extra={"service": "feed"})
             await asyncio.gather(

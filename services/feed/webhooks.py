@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 import orjson
 
+from projections.db import Conn
 from services.config import Webhook
 from services.feed.signing import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 _LOCK_ID = 7_263_006
 MAX_BACKOFF_S = 3600.0
+#: POSTs in flight at once: a batch is never larger, so none waits for a free connection
+#: (a wait would count against the timeout, and so as a failed attempt).
+CONCURRENCY = 100
 _DUE = """
 SELECT webhook, subject_id, version, body, attempts FROM feed_webhook_deliveries
 WHERE next_attempt_at <= now() AND webhook = ANY($1::text[])
@@ -116,9 +120,7 @@ class WebhookDeliverer:
             return Outcome(row, None)
         return Outcome(row, f"HTTP {answer.status_code}: {answer.text[:500]}")
 
-    async def _record(
-        self, conn: asyncpg.pool.PoolConnectionProxy[Any], outcomes: Sequence[Outcome]
-    ) -> None:
+    async def _record(self, conn: Conn, outcomes: Sequence[Outcome]) -> None:
         delivered = [o.row for o in outcomes if o.error is None]
         failed = [o for o in outcomes if o.error is not None]
         dead = [o for o in failed if o.row["attempts"] + 1 >= self._max_attempts]
