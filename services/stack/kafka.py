@@ -24,6 +24,7 @@ READY_TIMEOUT_S = 120.0
 PROBE_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 30.0
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+ONE_DAY_MS = 24 * 3600 * 1000
 JVM_OPTS = ("-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
 
 LOG4J2_PROPERTIES = """\
@@ -225,11 +226,16 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             topic_configs={"retention.ms": str(SEVEN_DAYS_MS), "cleanup.policy": "delete"},
         ),
         NewTopic(settings.dead_letter_topic, 1, 1, topic_configs=keep_forever),
-        # The eligibility feed: the latest entry per subject is kept forever; an erasure's
-        # tombstone stays a week, so a consumer offline for less than that still sees it.
+        # The eligibility feed: the latest entry per subject is kept forever, older ones (and
+        # the addresses they held) are compacted away within a day; an erasure's tombstone stays
+        # a week, so a consumer offline for less than that still sees it.
         NewTopic(
             settings.feed_topic, settings.feed_partitions, 1,
-            topic_configs={"cleanup.policy": "compact", "delete.retention.ms": str(SEVEN_DAYS_MS)},
+            topic_configs={
+                "cleanup.policy": "compact",
+                "max.compaction.lag.ms": str(ONE_DAY_MS),
+                "delete.retention.ms": str(SEVEN_DAYS_MS),
+            },
         ),
     ]  # fmt: skip
 

@@ -68,6 +68,7 @@ def test_topics_ledger_forever_intake_one_week_feed_compacted() -> None:
     assert dead.topic_configs["retention.ms"] == "-1"
     assert (feed.name, feed.num_partitions) == (settings.feed_topic, settings.feed_partitions)
     assert feed.topic_configs["cleanup.policy"] == "compact"
+    assert feed.topic_configs["max.compaction.lag.ms"] == "86400000"
 
 
 def test_existing_topics_are_fine_other_errors_are_reported() -> None:
