@@ -44,7 +44,10 @@ class FeedEntry(BaseModel):
         description="The address; set only while the person is eligible for some purpose."
     )
     purposes: dict[str, FeedPurpose]
-    version: int = Field(description="Number of the subject's events folded; grows per change.")
+    version: int = Field(
+        description="The subject's number of events folded when this entry was made; grows from "
+        "one record of a subject to the next (events that change nothing here publish nothing)."
+    )
     last_event_id: UUID = Field(description="The last event folded into this entry.")
     updated_at: datetime = Field(description="When the ledger recorded that event.")
 

@@ -7,6 +7,10 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,7 +22,7 @@ import orjson
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from projections.feed import FeedChange, FeedEntry
+from projections.feed import FeedChange, FeedEntry, FeedView, feed_view
 from projections.rows import state_from_row, state_to_json
 from projections.store import LedgerRecord, SubscriberStore
 from services.audience.main import run as run_audience
@@ -26,7 +30,14 @@ from services.config import Settings, Webhook
 from services.feed.main import serve as serve_feed
 from services.stack.ports import free_port
 from services.views import as_of
-from tests.integration.conftest import append_events, eventually, read_topic, serve
+from tests.integration.conftest import (
+    append_events,
+    consent_stream,
+    eventually,
+    read_topic,
+    serve,
+    wait_projected,
+)
 from tests.samples import given_event, given_json, withdrawn_json
 from tests.scenarios.test_seed_notice import event, post
 
@@ -71,6 +82,10 @@ async def wait_feed(settings: Settings, check: Any) -> dict[str, FeedEntry | Non
 
     await eventually(holds, within=90)
     return seen
+
+
+def view_of(entry: FeedEntry | None) -> FeedView:
+    return (entry.email, tuple(entry.purposes.items())) if entry is not None else None
 
 
 def eligible_for(entry: FeedEntry | None, purpose: str = "newsletter") -> bool:
@@ -373,3 +388,72 @@ async def test_a_store_without_side_effects_queues_no_feed_rows(
     await live.apply([LedgerRecord(0, 1, loud, loud.model_dump(mode="json"))], {0: 2})
     queued = await pool.fetch("SELECT subject_id FROM feed_outbox")
     assert [r["subject_id"] for r in queued] == ["r-live"]
+
+
+def spawn(command: str, settings: Settings) -> subprocess.Popen[bytes]:
+    """``consent-ledger <command>`` as a child process, so that a test can SIGKILL it."""
+    env = {**os.environ, **settings.to_env(), "CONSENT_LEDGER_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "services.cli", command], env=env)
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.terminate()
+    try:
+        return process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+async def test_sigkill_of_the_publisher_loses_nothing_and_the_cli_consumer_follows(
+    settings: Settings, projector: httpx.AsyncClient, pool: Any
+) -> None:
+    """Killed at any instant, a restarted ``consent-ledger feed`` leaves on the topic exactly
+    each subject's current entry; ``consent-ledger audience`` builds the same audience."""
+    events = consent_stream(subjects=2000, events_per_subject=3)
+    await append_events(settings, events)
+    await wait_projected(pool, len(events), within=180)
+    assert await pool.fetchval("SELECT count(*) FROM feed_outbox") == 2000
+    small = settings.model_copy(update={"feed_batch_max": 5})
+
+    publisher = spawn("feed", small)
+    try:
+
+        async def under_way() -> bool:
+            assert publisher.poll() is None, "the publisher died on its own"
+            return bool(await pool.fetchval("SELECT count(*) FROM feed_outbox") < 1500)
+
+        await eventually(under_way, within=120)
+        publisher.send_signal(signal.SIGKILL)
+        publisher.wait()
+        left = await pool.fetchval("SELECT count(*) FROM feed_outbox")
+        assert 0 < left < 1500, "the kill must land mid-stream"
+    finally:
+        if publisher.poll() is None:
+            publisher.kill()
+
+    publisher, audience = spawn("feed", small), spawn("audience", small)
+    try:
+
+        async def drained() -> bool:
+            return not await pool.fetchval("SELECT count(*) FROM feed_outbox")
+
+        await eventually(drained, within=180)
+        expected = {
+            row["subject_id"]: feed_view(state_from_row(row))
+            for row in await pool.fetch("SELECT * FROM subscribers")
+        }
+        assert len(expected) == 2000
+        # A batch that leaves the view as it was publishes nothing, so a record's version may
+        # be older than the subject's: what it says is current.
+        published = await latest_on_topic(settings)
+        assert {s: view_of(e) for s, e in published.items()} == expected
+        table = await eligible_in_table(pool)
+
+        async def followed() -> bool:
+            return await audience_now(settings.database_url) == table
+
+        await eventually(followed, within=180)
+    finally:
+        codes = stop(publisher), stop(audience)
+    assert codes == (0, 0), "SIGTERM stops both cleanly"
