@@ -65,9 +65,11 @@ class FeedChange(BaseModel):
     entry: FeedEntry | None = Field(description="null: erased; delete everything about them.")
 
 
-#: What a mail tool sees of a person (the entry without its version): the feed emits only when
-#: this changes. ``None`` is the tombstone.
-FeedView = tuple[str | None, tuple[tuple[str, FeedPurpose], ...]] | None
+#: What a mail tool sees of a person, as plain values (cheap to compare on the projector's hot
+#: path): the address, and per purpose (id, eligible, reason, valid_until). The feed emits only
+#: when this changes; ``None`` is the tombstone.
+PurposeView = tuple[str, bool, str, datetime | None]
+FeedView = tuple[str | None, tuple[PurposeView, ...]] | None
 NOTHING_KNOWN: FeedView = (None, ())
 
 
@@ -75,23 +77,20 @@ def feed_view(state: SubjectState | None) -> FeedView:
     """The mail-relevant part of a state; an erased person with no new consent is a tombstone."""
     if state is None:
         return NOTHING_KNOWN
-    purposes = {}
+    purposes = []
     for purpose in sorted(state.purposes):
         verdict = eligibility(state, purpose)
-        view = purpose_view(state, purpose)
-        until = view.valid_until if view is not None and verdict.eligible else None
-        purposes[purpose] = FeedPurpose(
-            eligible=verdict.eligible, reason=verdict.reason, valid_until=until
-        )
-    anywhere = any(p.eligible for p in purposes.values())
+        view = purpose_view(state, purpose) if verdict.eligible else None
+        until = view.valid_until if view is not None else None
+        purposes.append((purpose, verdict.eligible, verdict.reason, until))
+    anywhere = any(eligible for _, eligible, _, _ in purposes)
     if state.erased is not None and not anywhere:
         return None
-    return (state.email if anywhere else None, tuple(purposes.items()))
+    return (state.email if anywhere else None, tuple(purposes))
 
 
-def feed_entry(state: SubjectState) -> FeedEntry | None:
-    """The feed record's value for a state; ``None`` is a tombstone."""
-    view = feed_view(state)
+def feed_entry(state: SubjectState, view: FeedView) -> FeedEntry | None:
+    """The feed record's value for a state and its :func:`feed_view`; ``None`` is a tombstone."""
     if view is None:
         return None
     assert state.last_event_id is not None, "a folded state has a last event"
@@ -100,7 +99,10 @@ def feed_entry(state: SubjectState) -> FeedEntry | None:
     return FeedEntry(
         subject_id=state.subject_id,
         email=email,
-        purposes=dict(purposes),
+        purposes={
+            purpose: FeedPurpose(eligible=eligible, reason=reason, valid_until=until)
+            for purpose, eligible, reason, until in purposes
+        },
         version=state.version,
         last_event_id=state.last_event_id,
         updated_at=state.updated_at,

@@ -26,10 +26,14 @@ async def queue_feed_changes(
 ) -> int:
     """Queue the feed entry of every subject in ``after`` whose feed view differs from
     ``before`` (an event that changes nothing a mail tool sees queues nothing)."""
-    changed = [s for s in after.values() if feed_view(s) != feed_view(before.get(s.subject_id))]
+    changed, entries = [], []
+    for state in after.values():
+        view = feed_view(state)
+        if view != feed_view(before.get(state.subject_id)):
+            changed.append(state)
+            entries.append(feed_entry(state, view))
     if not changed:
         return 0
-    entries = [feed_entry(s) for s in changed]
     await conn.execute(
         _QUEUE,
         [s.subject_id for s in changed],

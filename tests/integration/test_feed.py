@@ -85,7 +85,11 @@ async def wait_feed(settings: Settings, check: Any) -> dict[str, FeedEntry | Non
 
 
 def view_of(entry: FeedEntry | None) -> FeedView:
-    return (entry.email, tuple(entry.purposes.items())) if entry is not None else None
+    """The view a published entry carries, to compare with the projection's."""
+    if entry is None:
+        return None
+    purposes = sorted(entry.purposes.items())
+    return entry.email, tuple((n, p.eligible, p.reason, p.valid_until) for n, p in purposes)
 
 
 def eligible_for(entry: FeedEntry | None, purpose: str = "newsletter") -> bool:

@@ -48,12 +48,16 @@ def given_with(email: str, minutes: int = 0, **data: Any) -> AnyEvent:
     )
 
 
+def entry_of(state: SubjectState) -> FeedEntry | None:
+    return feed_entry(state, feed_view(state))
+
+
 def state_after(*events: AnyEvent) -> SubjectState:
     return fold(events)["crm-1"]
 
 
 def test_an_eligible_person_comes_with_the_address_and_why() -> None:
-    entry = feed_entry(state_after(given_with("a@example.com")))
+    entry = entry_of(state_after(given_with("a@example.com")))
     assert entry is not None
     assert entry.email == "a@example.com"
     assert entry.purposes["newsletter"].eligible
@@ -66,7 +70,7 @@ def test_an_eligible_person_comes_with_the_address_and_why() -> None:
 def test_withdrawal_objection_and_restriction_keep_the_reason_and_drop_the_address() -> None:
     consent = given_with("a@example.com")
     for block in ("consent.withdrawn", "objection.received", "restriction.applied"):
-        entry = feed_entry(state_after(consent, recorded(block, minutes=5)))
+        entry = entry_of(state_after(consent, recorded(block, minutes=5)))
         assert entry is not None, block
         assert entry.email is None, block
         assert not entry.purposes["newsletter"].eligible, block
@@ -74,9 +78,9 @@ def test_withdrawal_objection_and_restriction_keep_the_reason_and_drop_the_addre
 
 def test_erasure_is_a_tombstone_until_a_new_explicit_consent() -> None:
     erased = state_after(given_with("a@example.com"), recorded("subject.erased", minutes=5))
-    assert feed_entry(erased) is None
+    assert entry_of(erased) is None
     again = evolve(erased, given_with("new@example.com", minutes=10))
-    entry = feed_entry(again)
+    entry = entry_of(again)
     assert entry is not None
     assert entry.email == "new@example.com"
 
@@ -89,7 +93,7 @@ def test_a_repeated_sign_up_on_the_same_day_changes_nothing_another_day_does() -
 
 
 def test_a_consent_with_a_validity_says_until_when() -> None:
-    entry = feed_entry(state_after(given_with("a@example.com", valid_until=T0 + timedelta(days=9))))
+    entry = entry_of(state_after(given_with("a@example.com", valid_until=T0 + timedelta(days=9))))
     assert entry is not None
     assert entry.purposes["newsletter"].valid_until == T0 + timedelta(days=9)
 
@@ -99,7 +103,7 @@ def test_the_feed_agrees_with_the_fold_and_ignores_what_mail_tools_cannot_see(
     events: list[AnyEvent],
 ) -> None:
     for subject, state in fold(events).items():
-        entry = feed_entry(state)
+        entry = entry_of(state)
         if entry is None:
             assert state.erased is not None
             assert not any(eligibility(state, p).eligible for p in state.purposes)
