@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -22,6 +21,7 @@ from projections.db import create_pool
 from projections.feed import FeedEntry
 from services.audience.store import AudienceStore, FeedRecord
 from services.config import Settings
+from services.feed.main import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,11 @@ def decode(record: ConsumerRecord[bytes, bytes]) -> FeedRecord:
     return FeedRecord(record.partition, record.offset, record.key.decode(), entry)
 
 
-async def _apply(store: AudienceStore, records: list[FeedRecord]) -> None:
+async def _apply(store: AudienceStore, records: list[FeedRecord], stop: asyncio.Event) -> None:
+    """Apply a batch, retrying until it is written or the consumer stops (then the batch is
+    read again on the next start: its offsets were not stored)."""
     delay = 0.2
-    while True:
+    while not stop.is_set():
         try:
             await store.apply(records)
             return
@@ -60,10 +62,7 @@ async def _partitions(settings: Settings) -> list[int]:
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Keep the audience in sync with the feed until ``stop`` (default: SIGINT or SIGTERM)."""
-    if stop is None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    stop = stop or stop_on_signals()
     pool = await create_pool(settings.audience_database_url or settings.database_url, max_size=2)
     store = AudienceStore(pool, settings.feed_topic)
     consumer = AIOKafkaConsumer(
@@ -81,7 +80,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             batches = await consumer.getmany(timeout_ms=200, max_records=settings.feed_batch_max)
             records = [decode(r) for batch in batches.values() for r in batch]
             if records:
-                await _apply(store, records)
+                await _apply(store, records, stop)
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()

@@ -39,12 +39,17 @@ async def repeat(step: Callable[[], Awaitable[int]], idle_s: float, stop: asynci
                 await asyncio.wait_for(stop.wait(), wait)
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets: a service's loops end, and it cleans up."""
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Publish the feed and deliver webhooks until ``stop`` (default: SIGINT or SIGTERM)."""
-    if stop is None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    stop = stop or stop_on_signals()
     await apply_migrations(settings.database_url)
     pool = await create_pool(settings.database_url, max_size=4)
     publisher = FeedPublisher(
