@@ -20,6 +20,7 @@ from events.consent import ObjectionReceived
 from events.requests import RecipientNotified
 from events.subject import Erased
 from projections.db import Conn
+from projections.outbox import queue_feed_changes
 from projections.rows import mark_to_json, purposes_to_json, requests_to_json, state_from_row
 from projections.state import SubjectState, fold
 
@@ -124,6 +125,8 @@ FROM unnest($1::text[], $2::text[], $3::uuid[]) AS e(subject_id, why, event_id)
 WHERE i.subject_id = e.subject_id
   AND (i.suppression IS NULL OR (i.suppression = 'objected' AND e.why = 'erased'))
 """
+#: A webhook change that was never delivered may hold an erased person's address: it goes.
+_FORGET_UNDELIVERED = "DELETE FROM feed_webhook_dead_letters WHERE subject_id = ANY($1::text[])"
 _ADVANCE_OFFSETS = """
 UPDATE projector_offsets AS o SET next_offset = n.next_offset, updated_at = now()
 FROM unnest($3::int[], $4::bigint[]) AS n(partition, next_offset)
@@ -134,9 +137,11 @@ WHERE o.projection = $1 AND o.topic = $2 AND o.partition = n.partition
 class SubscriberStore:
     """The subscriber projection's PostgreSQL side, for one ledger topic."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], topic: str) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], topic: str, *, side_effects: bool = True) -> None:
+        """``side_effects=False`` (replays) writes the projection only: no feed outbox rows."""
         self._pool = pool
         self._topic = topic
+        self._side_effects = side_effects
 
     async def claim_partitions(self, partitions: Iterable[int]) -> dict[int, int]:
         """Make sure each partition has an offset row; return where to resume reading."""
@@ -168,9 +173,12 @@ class SubscriberStore:
             fresh = [r for r in records if r.offset >= stored[r.partition]]
             new = _first_of_each(fresh, await self._insert_mirror(conn, fresh))
             events = [r.event for r in new]
-            changed = fold(events, await self._load(conn, {e.subject_id for e in events}))
+            before = await self._load(conn, {e.subject_id for e in events})
+            changed = fold(events, before)
             await self._upsert(conn, changed.values())
             await self._write_side_tables(conn, new)
+            if self._side_effects:
+                await queue_feed_changes(conn, before, changed)
             advance = {p: end for p, end in ends.items() if end > stored[p]}
             await conn.execute(
                 _ADVANCE_OFFSETS, PROJECTION, self._topic, list(advance), list(advance.values())
@@ -281,6 +289,7 @@ class SubscriberStore:
                 [e.data.key_generation or 0 for e in erased],
                 [e.event_id for e in erased],
             )
+            await conn.execute(_FORGET_UNDELIVERED, [e.subject_id for e in erased])
 
 
 def _first_of_each(records: Sequence[LedgerRecord], new_ids: set[UUID]) -> list[LedgerRecord]:

@@ -125,7 +125,7 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(ensure_topics(settings))
     print(
         f"topics ready: {settings.ledger_topic}, {settings.intake_topic}, "
-        f"{settings.dead_letter_topic}"
+        f"{settings.dead_letter_topic}, {settings.feed_topic}"
     )
     return 0
 
@@ -297,6 +297,61 @@ def cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# The eligibility feed for mail tools (docs/mail-tools.md).
+FEED_SCHEMAS = ROOT / "docs" / "feed-schemas"
+
+
+def cmd_feed(args: argparse.Namespace, settings: Settings) -> int:
+    if args.export_schemas is not None:
+        from projections.feed import export_feed_schemas
+
+        for path in export_feed_schemas(Path(args.export_schemas)):
+            print(path)
+        return 0
+    from services.feed.main import serve
+    from services.logs import configure
+
+    configure(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_audience(args: argparse.Namespace, settings: Settings) -> int:
+    from services.audience.main import run
+    from services.logs import configure
+
+    configure(settings.log_level)
+    asyncio.run(run(settings))
+    return 0
+
+
+def add_feed_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    feed = commands.add_parser(
+        "feed",
+        help="publish the eligibility feed (outbox -> Kafka topic, webhooks)",
+        description="Drain the feed outbox to the compacted feed topic and deliver webhooks, "
+        "until SIGINT/SIGTERM.",
+    )
+    feed.set_defaults(handler=cmd_feed)
+    feed.add_argument(
+        "--export-schemas",
+        nargs="?",
+        const=str(FEED_SCHEMAS),
+        metavar="DIR",
+        help=f"write the feed's JSON Schemas (default {FEED_SCHEMAS.relative_to(ROOT)}) and exit",
+    )
+    audience = commands.add_parser(
+        "audience",
+        help="the reference feed consumer: keep an audience table in sync",
+        description="Read the feed from the start and keep audience_members (PostgreSQL: "
+        "CONSENT_LEDGER_AUDIENCE_DATABASE_URL, default the ledger's) in sync, until "
+        "SIGINT/SIGTERM.",
+    )
+    audience.set_defaults(handler=cmd_audience)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consent-ledger",
@@ -346,7 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(commands, "migrate", cmd_migrate, "apply the SQL migrations to the database")
     topics = commands.add_parser("topics", help="Kafka topics", description="Kafka topics.")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
-    add(topics_sub, "create", cmd_topics_create, "create the ledger, intake and dead-letter topics")
+    add(
+        topics_sub,
+        "create",
+        cmd_topics_create,
+        "create the ledger, intake, dead-letter and feed topics",
+    )
     retention = commands.add_parser(
         "retention",
         help="the retention job",
@@ -441,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
         "write every event's JSON Schema, and the event catalogue docs/events.md",
     )
     export.add_argument("directory", nargs="?", default=str(ROOT / "events" / "schemas"))
+    add_feed_commands(commands)
     return parser
 
 

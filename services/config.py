@@ -5,15 +5,23 @@ The same names are used by ``make run``, the test suite and docker-compose.yml.
 
 from __future__ import annotations
 
+import json
 import ssl
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class Webhook(BaseModel):
+    """A mail tool's endpoint for feed changes; every POST is signed with ``secret``."""
+
+    url: HttpUrl
+    secret: str = Field(min_length=16, repr=False, description="HMAC-SHA-256 key, shared.")
 
 
 class Settings(BaseSettings):
@@ -96,8 +104,24 @@ class Settings(BaseSettings):
             )
         return self
 
+    # The eligibility feed for mail tools (docs/mail-tools.md).
+    feed_topic: str = "consent.feed.v1"
+    feed_partitions: int = Field(default=6, ge=1)
+    feed_batch_max: int = Field(default=1000, ge=1)
+    feed_poll_interval_ms: int = Field(default=100, ge=1)
+    feed_webhooks: list[Webhook] = Field(
+        default_factory=list, description='JSON: [{"url": "https://...", "secret": "..."}].'
+    )
+    feed_webhook_max_attempts: int = Field(default=8, ge=1)
+    feed_webhook_backoff_s: float = Field(default=1.0, gt=0)
+    feed_webhook_timeout_s: float = Field(default=5.0, gt=0)
+    audience_database_url: str | None = Field(
+        default=None, description="The reference audience consumer's database; default: ours."
+    )
+
     def to_env(self) -> dict[str, str]:
-        """These settings as the environment variables that would produce them."""
+        """These settings as the environment variables that would produce them (lists as
+        JSON, secrets in clear: this is how child processes receive them)."""
         return {
             f"CONSENT_LEDGER_{name.upper()}": _plain(getattr(self, name))
             for name, value in self.model_dump().items()
@@ -129,7 +153,13 @@ class Settings(BaseSettings):
 
 
 def _plain(value: object) -> str:
-    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, list):
+        return json.dumps(
+            [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+        )
+    return str(value)
 
 
 def broker_security(settings: Settings) -> BaseSecurity | None:

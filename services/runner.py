@@ -65,8 +65,9 @@ def wait_ready(service: Service, process: subprocess.Popen[bytes]) -> None:
 
 
 def start_services(settings: Settings) -> list[subprocess.Popen[bytes]]:
-    """Start every HTTP service (registered with the stack, ready when ``/readyz`` says so)
-    and the retention job, which has no HTTP side and is stopped with the others."""
+    """Start every HTTP service (registered with the stack, ready when ``/readyz`` says so),
+    the retention job and the feed publisher, which have no HTTP side and are stopped with the
+    others."""
     started = []
     for service in services_of(settings):
         process = spawn(service.name, settings)
@@ -74,7 +75,8 @@ def start_services(settings: Settings) -> list[subprocess.Popen[bytes]]:
         stack.register_service(settings, service.name, service.url, process.pid)
     for service, process in started:
         wait_ready(service, process)
-    return [process for _, process in started] + [spawn("retention", settings, "serve")]
+    others = [spawn("retention", settings, "serve"), spawn("feed", settings)]
+    return [process for _, process in started] + others
 
 
 def stop_services(started: list[subprocess.Popen[bytes]]) -> None:
@@ -94,6 +96,7 @@ def banner(settings: Settings, info: stack.StackInfo, token: Path) -> str:
         f"  intake API      http://{settings.intake_host}:{settings.intake_port}/docs",
         f"  projector API   http://{settings.projector_host}:{settings.projector_port}/docs",
         "  retention job   every 300 s (consent-ledger retention serve)",
+        f"  feed            Kafka topic {settings.feed_topic} (consent-ledger feed)",
         f"  Kafka           {info.kafka_bootstrap}",
         f"  PostgreSQL      {info.database_url}",
         f"  logs            {settings.stack_dir}/*.log",

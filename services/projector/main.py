@@ -12,6 +12,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import Consumer, KafkaMessage
 
+from events.register import load_register
 from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
 from projections.store import SubscriberStore
@@ -20,6 +21,7 @@ from services.access.recorder import AccessRecorder
 from services.access.tokens import TokenStore
 from services.app import service_app
 from services.config import Settings, broker_security
+from services.feed.http import mailing_lists_router, projected_suppressions_router
 from services.messaging.appender import Appender
 from services.ops import Readiness
 from services.privacy.history import HistoryReader
@@ -71,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     keys = KeyStore(pool, load_secrets(settings).master)
     projector = Projector(store, keys, appender, settings.dead_letter_topic)
     recorder = AccessRecorder(appender, settings.ledger_topic)
+    guard = Guard(TokenStore(pool))
 
     return service_app(
         title="consent-ledger projector",
@@ -79,7 +82,11 @@ def create_app(settings: Settings) -> FastAPI:
         readiness=Readiness(settings.kafka_options(), pool),
         components=[appender, build_broker(settings, projector, store)],
         routers=[
-            subjects_router(pool, Guard(TokenStore(pool)), HistoryReader(pool, keys), recorder)
+            subjects_router(pool, guard, HistoryReader(pool, keys), recorder),
+            mailing_lists_router(
+                pool, [p.id for p in load_register(settings.register_file).purposes], guard
+            ),
+            projected_suppressions_router(pool, guard),
         ],
         before_start=lambda: apply_migrations(settings.database_url),
     )

@@ -214,7 +214,7 @@ def stop(broker: ProcessEntry) -> None:
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """The project's topics: the ledger is kept forever, intake for a week."""
+    """The project's topics: the ledger is kept forever, intake for a week, the feed compacted."""
     keep_forever = {"retention.ms": "-1", "cleanup.policy": "delete"}
     return [
         NewTopic(
@@ -229,6 +229,17 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(
             settings.dead_letter_topic, 1, 1,
             topic_configs={"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+        ),
+        # The eligibility feed: the latest entry per subject is kept forever, older ones (and
+        # the addresses they held) are compacted away within a day; an erasure's tombstone stays
+        # a week, so a consumer offline for less than that still sees it.
+        NewTopic(
+            settings.feed_topic, settings.feed_partitions, 1,
+            topic_configs={
+                "cleanup.policy": "compact",
+                "max.compaction.lag.ms": str(DAY_MS),
+                "delete.retention.ms": str(SEVEN_DAYS_MS),
+            },
         ),
     ]  # fmt: skip
 

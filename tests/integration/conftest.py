@@ -79,6 +79,7 @@ async def namespace(base: Settings, *, share_topics: bool = False) -> Settings:
             "ledger_topic": f"ledger-{tag}",
             "intake_topic": f"intake-{tag}",
             "dead_letter_topic": f"deadletter-{tag}",
+            "feed_topic": f"feed-{tag}",
             "intake_group": f"intake-{tag}",
         }
     ns = base.model_copy(update=update)

@@ -41,6 +41,8 @@ MATRIX: dict[tuple[str, str, str], set[Role]] = {
     ("projector", "GET", "/v1/subjects/{subject_id}"): READERS,
     ("projector", "GET", "/v1/subjects/{subject_id}/eligibility"): {"mail_tool", "dpo", "auditor"},
     ("projector", "GET", "/v1/subjects/{subject_id}/history"): READERS,
+    ("projector", "GET", "/v1/mailing-lists/{purpose}"): {"mail_tool", "dpo"},
+    ("projector", "GET", "/v1/suppressions"): {"mail_tool", "crm", "dpo"},
 }
 #: Operations endpoints: open to monitoring, they hold no personal data.
 OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
@@ -130,6 +132,10 @@ CALLS: dict[tuple[str, str, str], Call] = {
     ("projector", "GET", "/v1/subjects/{subject_id}/history"): lambda w: (
         "GET", "/v1/subjects/crm-m/history", {}
     ),
+    ("projector", "GET", "/v1/mailing-lists/{purpose}"): lambda w: (
+        "GET", "/v1/mailing-lists/newsletter", {}
+    ),
+    ("projector", "GET", "/v1/suppressions"): lambda w: ("GET", "/v1/suppressions", {}),
 }  # fmt: skip
 
 

@@ -1,0 +1,123 @@
+"""The eligibility feed's wire format and how a subject's state maps to it (pure).
+
+The feed tells mail tools, per subject, whether and for which purposes the person may be
+e-mailed now, with the address when they may be. It is keyed by subject id on a compacted
+topic, so its latest record per key is the person's current entry; ``None`` (a tombstone) means
+the person was erased and must be forgotten.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from projections.state import SubjectState, eligibility, purpose_view
+
+
+class FeedPurpose(BaseModel):
+    """One purpose of one person, as a mail tool needs it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    eligible: bool = Field(description="May be e-mailed for this purpose (see valid_until).")
+    reason: str = Field(description="Why, for people: the deciding event in words.")
+    valid_until: datetime | None = Field(
+        default=None,
+        description="The consent lapses at this instant: treat as not eligible from then on, "
+        "even before the ledger records the expiry.",
+    )
+
+
+class FeedEntry(BaseModel):
+    """The value of a feed record: a person's current eligibility (the key is subject_id)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    subject_id: str
+    email: str | None = Field(
+        description="The address; set only while the person is eligible for some purpose."
+    )
+    purposes: dict[str, FeedPurpose]
+    version: int = Field(
+        description="The subject's number of events folded when this entry was made; grows from "
+        "one record of a subject to the next (events that change nothing here publish nothing)."
+    )
+    last_event_id: UUID = Field(description="The last event folded into this entry.")
+    updated_at: datetime = Field(description="When the ledger recorded that event.")
+
+
+class FeedChange(BaseModel):
+    """A webhook's body: one subject's new entry, or ``entry: null`` when the person was erased."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    subject_id: str
+    version: int = Field(description="Keep the highest version per subject; ignore lower ones.")
+    last_event_id: UUID
+    updated_at: datetime
+    entry: FeedEntry | None = Field(description="null: erased; delete everything about them.")
+
+
+#: What a mail tool sees of a person, as plain values (cheap to compare on the projector's hot
+#: path): the address, and per purpose (id, eligible, reason, valid_until). The feed emits only
+#: when this changes; ``None`` is the tombstone.
+PurposeView = tuple[str, bool, str, datetime | None]
+FeedView = tuple[str | None, tuple[PurposeView, ...]] | None
+NOTHING_KNOWN: FeedView = (None, ())
+
+
+def feed_view(state: SubjectState | None) -> FeedView:
+    """The mail-relevant part of a state; an erased person with no new consent is a tombstone."""
+    if state is None:
+        return NOTHING_KNOWN
+    purposes = []
+    for purpose in sorted(state.purposes):
+        verdict = eligibility(state, purpose)
+        view = purpose_view(state, purpose) if verdict.eligible else None
+        until = view.valid_until if view is not None else None
+        purposes.append((purpose, verdict.eligible, verdict.reason, until))
+    anywhere = any(eligible for _, eligible, _, _ in purposes)
+    if state.erased is not None and not anywhere:
+        return None
+    return (state.email if anywhere else None, tuple(purposes))
+
+
+def feed_entry(state: SubjectState, view: FeedView) -> FeedEntry | None:
+    """The feed record's value for a state and its :func:`feed_view`; ``None`` is a tombstone."""
+    if view is None:
+        return None
+    assert state.last_event_id is not None, "a folded state has a last event"
+    assert state.updated_at is not None, "a folded state has a time"
+    email, purposes = view
+    return FeedEntry(
+        subject_id=state.subject_id,
+        email=email,
+        purposes={
+            purpose: FeedPurpose(eligible=eligible, reason=reason, valid_until=until)
+            for purpose, eligible, reason, until in purposes
+        },
+        version=state.version,
+        last_event_id=state.last_event_id,
+        updated_at=state.updated_at,
+    )
+
+
+def export_feed_schemas(directory: Path) -> list[Path]:
+    """Write the JSON Schemas of the feed's wire formats (Kafka value, webhook body)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in (("feed-entry.v1.json", FeedEntry), ("feed-change.v1.json", FeedChange)):
+        path = directory / name
+        schema = model.model_json_schema()
+        path.write_bytes(
+            orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        )
+        written.append(path)
+    return written

@@ -1,0 +1,85 @@
+"""Composition root of the reference consumer (``consent-ledger audience``).
+
+It reads every partition of the feed topic from where its own database says it stopped (the
+start, the first time), without a consumer group: its offsets live only in PostgreSQL, next to
+the audience rows they produced. A record it cannot decode stops it (it never skips a change);
+a database failure is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from projections.db import create_pool
+from projections.feed import FeedEntry
+from services.audience.store import AudienceStore, FeedRecord
+from services.config import Settings
+from services.feed.main import stop_on_signals
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
+
+
+def decode(record: ConsumerRecord[bytes, bytes]) -> FeedRecord:
+    """A feed record as the store wants it; a tombstone has no value."""
+    entry = FeedEntry.model_validate_json(record.value) if record.value is not None else None
+    return FeedRecord(record.partition, record.offset, record.key.decode(), entry)
+
+
+async def _apply(store: AudienceStore, records: list[FeedRecord], stop: asyncio.Event) -> None:
+    """Apply a batch, retrying until it is written or the consumer stops (then the batch is
+    read again on the next start: its offsets were not stored)."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            await store.apply(records)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("applying a feed batch failed; retrying", extra={"error": repr(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+async def _partitions(settings: Settings) -> list[int]:
+    admin = AIOKafkaAdminClient(**settings.kafka_options())
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([settings.feed_topic])
+    finally:
+        await admin.close()
+    if described["error_code"] or not described["partitions"]:
+        raise RuntimeError(f"feed_topic: topic {settings.feed_topic!r} is not there")
+    return [p["partition"] for p in described["partitions"]]
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Keep the audience in sync with the feed until ``stop`` (default: SIGINT or SIGTERM)."""
+    stop = stop or stop_on_signals()
+    pool = await create_pool(settings.audience_database_url or settings.database_url, max_size=2)
+    store = AudienceStore(pool, settings.feed_topic)
+    consumer = AIOKafkaConsumer(**settings.kafka_options(), enable_auto_commit=False)
+    try:
+        await store.ensure_schema()
+        await consumer.start()
+        stored = await store.positions(await _partitions(settings))
+        consumer.assign([TopicPartition(settings.feed_topic, p) for p in stored])
+        for partition, offset in stored.items():
+            consumer.seek(TopicPartition(settings.feed_topic, partition), offset)
+        log.info("audience consumer started", extra={"partitions": stored})
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=settings.feed_batch_max)
+            records = [decode(r) for batch in batches.values() for r in batch]
+            if records:
+                await _apply(store, records, stop)
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        await pool.close()

@@ -1,0 +1,138 @@
+"""Drains the feed outbox to the compacted feed topic, and fans each change out to the webhooks.
+
+One transaction per batch: read the oldest pending rows, produce them (idempotent producer,
+``acks=all``, keyed by subject id), queue a delivery per configured webhook, delete the rows
+that were published. A crash after the produce and before the commit sends the same entries
+again, which a compacted topic keyed by subject absorbs (the latest record per key wins, and it
+is the same state). The rows are never locked: the projector keeps queueing while a batch is in
+flight, and a row it replaced meanwhile (a newer version) is not deleted, so it is sent next.
+A transaction-scoped advisory lock lets one publisher drain at a time, which keeps each
+subject's records in version order on the topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from projections.feed import FeedChange
+
+_LOCK_ID = 7_263_005
+_PENDING = """
+SELECT subject_id, version, last_event_id, updated_at, entry FROM feed_outbox
+ORDER BY queued_at, subject_id LIMIT $1
+"""
+_FAN_OUT = """
+INSERT INTO feed_webhook_deliveries (webhook, subject_id, version, body)
+SELECT w.url, d.subject_id, d.version, d.body
+FROM unnest($1::text[], $2::bigint[], $3::jsonb[]) AS d(subject_id, version, body)
+CROSS JOIN unnest($4::text[]) AS w(url)
+ON CONFLICT (webhook, subject_id) DO UPDATE SET
+    version = EXCLUDED.version, body = EXCLUDED.body, attempts = 0, next_attempt_at = now(),
+    last_error = NULL
+"""
+_PUBLISHED = """
+DELETE FROM feed_outbox AS o USING unnest($1::text[], $2::bigint[]) AS d(subject_id, version)
+WHERE o.subject_id = d.subject_id AND o.version = d.version
+"""
+
+
+class FeedPublisher:
+    """Moves outbox rows to the feed topic and the webhook delivery queue."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        kafka: Mapping[str, Any],
+        topic: str,
+        webhook_urls: Sequence[str],
+        *,
+        batch_max: int,
+        timeout_s: float,
+    ) -> None:
+        self._pool = pool
+        self._kafka_options = dict(kafka)
+        self._topic = topic
+        self._webhooks = list(webhook_urls)
+        self._batch_max = batch_max
+        self._timeout_s = timeout_s
+        self._producer: AIOKafkaProducer | None = None
+
+    async def stop(self) -> None:
+        await self._drop_producer()
+
+    async def publish_once(self) -> int:
+        """Publish one batch; returns how many subjects it held (0: nothing to do, or another
+        publisher holds the lock)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK_ID):
+                return 0
+            rows = await conn.fetch(_PENDING, self._batch_max)
+            if not rows:
+                return 0
+            await self._produce(rows)
+            subjects = [r["subject_id"] for r in rows]
+            versions = [r["version"] for r in rows]
+            if self._webhooks:
+                bodies = [_change(r) for r in rows]
+                await conn.execute(_FAN_OUT, subjects, versions, bodies, self._webhooks)
+            await conn.execute(_PUBLISHED, subjects, versions)
+        return len(rows)
+
+    async def _produce(self, rows: Sequence[asyncpg.Record]) -> None:
+        try:
+            producer = await self._ensure_producer()
+            futures = [
+                await producer.send(
+                    self._topic,
+                    key=r["subject_id"].encode(),
+                    value=orjson.dumps(r["entry"]) if r["entry"] is not None else None,
+                )
+                for r in rows
+            ]
+            await asyncio.wait_for(asyncio.gather(*futures), self._timeout_s)
+        except BaseException:
+            await self._drop_producer()  # a fresh producer next time: no half-known state
+            raise
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                **self._kafka_options,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+                request_timeout_ms=int(self._timeout_s * 1000),
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(producer.stop(), 2)
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+
+
+def _change(row: asyncpg.Record) -> dict[str, Any]:
+    """The webhook body of an outbox row."""
+    change = FeedChange(
+        subject_id=row["subject_id"],
+        version=row["version"],
+        last_event_id=row["last_event_id"],
+        updated_at=row["updated_at"],
+        entry=row["entry"],
+    )
+    return change.model_dump(mode="json")

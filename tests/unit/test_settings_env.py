@@ -1,0 +1,25 @@
+"""Settings travel to child processes (``consent-ledger run``) as environment variables."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.config import Settings, Webhook
+
+HOOK = Webhook(url="https://mail.example.com/hook", secret="0123456789abcdef")
+
+
+def test_every_setting_survives_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists (the webhooks, secrets included) go as JSON, so the child reads what was meant."""
+    original = Settings(feed_webhooks=[HOOK], feed_topic="feed-x", stack_postgres=True)
+    for name, value in original.to_env().items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == original
+    assert Settings().feed_webhooks[0].secret == "0123456789abcdef"
+
+
+def test_a_short_webhook_secret_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(feed_webhooks=[{"url": "https://x.example/h", "secret": "short"}])
+    assert refused.value.errors()[0]["loc"] == ("feed_webhooks", 0, "secret")
