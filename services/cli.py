@@ -324,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
         "write every event's JSON Schema, and the event catalogue docs/events.md",
     )
     export.add_argument("directory", nargs="?", default=str(ROOT / "events" / "schemas"))
+
+    from services.audit.commands import add_commands as add_audit_commands
+
+    add_audit_commands(commands, add)  # verify, checkpoint, public-key, receipt verify
     return parser
 
 

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     log_level: str = "INFO"
 
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) that signs checkpoints and receipts; default: "
+        "one the local stack generates in its stack dir (mode 0600).",
+    )
+    checkpoint_every: int = Field(
+        default=10_000,
+        ge=1,
+        description="The projector signs a checkpoint per partition "
+        "once its chain has grown by this many positions.",
+    )
+
     def to_env(self) -> dict[str, str]:
         """These settings as the environment variables that would produce them."""
         return {

@@ -46,7 +46,9 @@ def decode_record(record: Record) -> LedgerRecord:
         raise DecodeError(f"not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise DecodeError("an event must be a JSON object")
-    return LedgerRecord(record.partition, record.offset, decode_raw(payload), payload)
+    return LedgerRecord(
+        record.partition, record.offset, decode_raw(payload), payload, record.value or b""
+    )
 
 
 async def retry_forever(action: Callable[[], Any], what: str) -> Any:

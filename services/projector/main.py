@@ -12,10 +12,14 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import Consumer, KafkaMessage
 
+from events.register import load_register
 from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
 from projections.store import SubscriberStore
 from services.app import service_app
+from services.audit.checkpoints import Checkpointer
+from services.audit.http import receipts_router
+from services.audit.signing import signing_key
 from services.config import Settings
 from services.messaging.appender import Appender
 from services.ops import Readiness
@@ -63,13 +67,18 @@ def create_app(settings: Settings) -> FastAPI:
         timeout_s=settings.produce_timeout_s,
     )
     projector = Projector(store, dead_letters, settings.dead_letter_topic)
+    key = signing_key(settings)
+    checkpointer = Checkpointer(pool, settings.ledger_topic, key, settings.checkpoint_every)
 
     return service_app(
         title="consent-ledger projector",
         description="Current state and history of data subjects, folded from the ledger.",
         pool=pool,
         readiness=Readiness(settings.kafka_bootstrap, pool),
-        components=[dead_letters, build_broker(settings, projector, store)],
-        routers=[subjects_router(pool)],
+        components=[dead_letters, build_broker(settings, projector, store), checkpointer],
+        routers=[
+            subjects_router(pool),
+            receipts_router(pool, load_register(settings.register_file), key),
+        ],
         before_start=lambda: apply_migrations(settings.database_url),
     )
