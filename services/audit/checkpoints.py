@@ -80,6 +80,20 @@ async def checkpoint(
     rows = await pool.fetch(
         _AT_POSITIONS, topic, [c.partition for c in signed], [c.offset for c in signed]
     )
+    return _file(rows)
+
+
+async def stored_checkpoints(pool: asyncpg.Pool[Any], topic: str) -> CheckpointFile:
+    """Every checkpoint signed so far (on demand or by the projector), oldest first."""
+    rows = await pool.fetch(
+        'SELECT topic, partition, "offset", hash, at, signature FROM ledger_checkpoints'
+        ' WHERE topic = $1 ORDER BY partition, "offset"',
+        topic,
+    )
+    return _file(rows)
+
+
+def _file(rows: list[asyncpg.Record]) -> CheckpointFile:
     return CheckpointFile(
         checkpoints=[
             SignedCheckpoint(

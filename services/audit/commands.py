@@ -58,11 +58,13 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     from projections.db import create_pool
-    from services.audit.checkpoints import checkpoint
+    from services.audit.checkpoints import checkpoint, stored_checkpoints
 
     async def run() -> CheckpointFile:
         pool = await create_pool(settings.database_url, max_size=1)
         try:
+            if args.stored:
+                return await stored_checkpoints(pool, settings.ledger_topic)
             return await checkpoint(pool, settings.ledger_topic, signing_key(settings))
         finally:
             await pool.close()
@@ -119,11 +121,16 @@ def add_commands(commands: SubParsers, add: Add) -> None:
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument("--checkpoint", metavar="FILE", help="also check these signed checkpoints")
     verify.add_argument("--public-key", metavar="FILE", help=key_help)
-    add(
+    checkpoint = add(
         commands,
         "checkpoint",
         cmd_checkpoint,
         "sign every partition's chain head now; print the checkpoints as JSON to keep outside",
+    )
+    checkpoint.add_argument(
+        "--stored",
+        action="store_true",
+        help="sign nothing; print every checkpoint stored so far (the projector's too)",
     )
     add(commands, "public-key", cmd_public_key, "print the signing key's public key (PEM)")
     receipt = commands.add_parser(

@@ -267,3 +267,27 @@ async def test_a_checkpoint_pins_the_chain(ledger: Ledger, keyed: Settings, tmp_
         partitions = {n: Partition(n, chain) for n, chain in log_chain(log, []).items()}
         found = check_checkpoints(signed, key, keyed.ledger_topic, partitions)
         assert [(f.partition, f.offset) for f in found if "log" in f.detail] == expected
+
+
+async def test_the_projector_signs_a_checkpoint_every_n_positions(
+    keyed: Settings, pool: asyncpg.Pool[Any], tmp_path: Path
+) -> None:
+    every_two = keyed.model_copy(update={"checkpoint_every": 2})
+    events = consent_stream(subjects=1, events_per_subject=5)  # one subject: one partition
+    await append_events(every_two, events)
+    async with serve(create_app(every_two), every_two.projector_port):
+
+        async def signed() -> bool:
+            return bool(await pool.fetchval("SELECT count(*) FROM ledger_checkpoints"))
+
+        await eventually(signed)
+    code, out = await run_cli("checkpoint", "--stored")
+    stored = CheckpointFile.model_validate_json(out)
+    log = await read_log(keyed.kafka_bootstrap, keyed.ledger_topic)
+    positions = {(p, o, h.hex()) for p, o, h in chain_of(log)}
+    assert code == 0
+    assert stored.checkpoints
+    assert {(c.partition, c.offset, c.hash) for c in stored.checkpoints} <= positions
+    saved = tmp_path / "stored.json"
+    saved.write_text(out)
+    assert (await run_cli("verify", "--checkpoint", str(saved)))[0] == 0
