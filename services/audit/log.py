@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -10,9 +11,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
-async def read_log(bootstrap: str, topic: str) -> list[Record]:
+async def iterate_log(bootstrap: str, topic: str) -> AsyncIterator[Record]:
     """Every committed record of ``topic``, from offset 0 to its end when the read began, in
-    offset order per partition. No consumer group, nothing committed."""
+    offset order within each partition. No consumer group, nothing committed."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -30,12 +31,16 @@ async def read_log(bootstrap: str, topic: str) -> list[Record]:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        out: list[Record] = []
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(
-                    r for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]
-                )
-        return sorted(out, key=lambda r: (r.partition, r.offset))
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        yield record
     finally:
         await consumer.stop()
+
+
+async def read_log(bootstrap: str, topic: str) -> list[Record]:
+    """The whole topic at once, by partition and offset (for small topics: tests, tools)."""
+    records = [record async for record in iterate_log(bootstrap, topic)]
+    return sorted(records, key=lambda r: (r.partition, r.offset))

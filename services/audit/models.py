@@ -130,8 +130,9 @@ class ReceiptEvent(Strict):
     hash: Hex64
 
 
-class Receipt(Strict):
-    """A consent receipt (after ISO/IEC TS 27560 and Kantara CR v1.1); no personal data."""
+class ReceiptBody(Strict):
+    """What a consent receipt says (after ISO/IEC TS 27560 and Kantara CR v1.1): no personal
+    data, the subject by id only."""
 
     receipt_version: Literal["consent-ledger-receipt/1"]
     receipt_id: str
@@ -145,4 +146,9 @@ class Receipt(Strict):
     purposes: list[ReceiptPurpose]
     withdrawal: ReceiptWithdrawal
     event: ReceiptEvent
+
+
+class Receipt(ReceiptBody):
+    """A receipt as issued: the body and the ledger's signature over it."""
+
     signature: Signature

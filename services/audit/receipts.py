@@ -29,6 +29,7 @@ from events.types import LegalBasis
 from services.audit.models import (
     Receipt,
     ReceiptAction,
+    ReceiptBody,
     ReceiptCollection,
     ReceiptController,
     ReceiptEvent,
@@ -152,7 +153,7 @@ def build_receipt(
             hash=chain_hash.hex(),
         ),
     }
-    unsigned = Receipt.model_construct(**body).model_dump(mode="json", exclude_none=True)
+    unsigned = ReceiptBody(**body).model_dump(mode="json", exclude_none=True)
     return Receipt.model_validate({**unsigned, "signature": sign(key, unsigned)})
 
 

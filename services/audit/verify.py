@@ -11,7 +11,7 @@ altered row gives one finding, not one for every later position.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -24,7 +24,8 @@ from events.chain import GENESIS, canonical, link, scrubbed
 from events.codec import DecodeError, decode_raw
 from projections.chain import Head, read_heads
 from projections.db import Conn, create_pool
-from services.audit.log import Record, read_log
+from projections.store import PROJECTION
+from services.audit.log import Record, iterate_log
 from services.audit.models import (
     CheckpointFile,
     Finding,
@@ -57,8 +58,12 @@ async def verify_ledger(
             await read_mirror(conn, settings.ledger_topic, partitions, findings)
     finally:
         await pool.close()
-    records = await read_log(settings.kafka_bootstrap, settings.ledger_topic)
-    return build_report(settings.ledger_topic, records, partitions, findings, checkpoints, key)
+    log = LogChain(findings)
+    async for record in iterate_log(settings.kafka_bootstrap, settings.ledger_topic):
+        log.add(record)
+    return build_report(
+        settings.ledger_topic, log.positions, partitions, findings, checkpoints, key
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,7 @@ class Partition:
     log: dict[int, LogPosition] = field(default_factory=dict)
     chain: list[ChainRow] = field(default_factory=list)
     head: Head | None = None
+    projected_to: int = 0  # the projector's next offset: positions below it must be chained
     erased_at: dict[str, int] = field(default_factory=dict)  # subject -> last erasure offset
 
 
@@ -100,31 +106,42 @@ def _digest(payload: dict[str, Any]) -> bytes:
     return hashlib.sha256(canonical(scrubbed(payload))).digest()
 
 
-def log_chain(
-    records: Iterable[Record], findings: list[Finding]
-) -> dict[int, dict[int, LogPosition]]:
-    """The chain recomputed from the log's bytes, per partition and offset. A record that is
-    no event (the projector dead-lettered it) is outside the chain, and a finding."""
-    chains: dict[int, dict[int, LogPosition]] = {}
-    heads: dict[int, bytes] = {}
-    for record in records:
+class LogChain:
+    """The chain recomputed from the log's bytes, fed one record at a time (offset order
+    within each partition), keeping per position only its event id and two hashes. A record
+    that is no event (the projector dead-lettered it) is outside the chain, and a finding."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.positions: dict[int, dict[int, LogPosition]] = {}
+        self._findings = findings
+        self._heads: dict[int, bytes] = {}
+
+    def add(self, record: Record) -> None:
         value = record.value or b""
         try:
             payload = orjson.loads(value)
             event = decode_raw(payload)
         except (orjson.JSONDecodeError, DecodeError, ValidationError, TypeError) as exc:
-            findings.append(
-                _finding(
-                    "undecodable", record.partition, record.offset, None, f"not an event: {exc}"
-                )
+            detail = f"not an event: {exc}"
+            self._findings.append(
+                _finding("undecodable", record.partition, record.offset, None, detail)
             )
-            continue
-        digest = link(heads.get(record.partition, GENESIS), value)
-        heads[record.partition] = digest
-        chains.setdefault(record.partition, {})[record.offset] = LogPosition(
+            return
+        digest = link(self._heads.get(record.partition, GENESIS), value)
+        self._heads[record.partition] = digest
+        self.positions.setdefault(record.partition, {})[record.offset] = LogPosition(
             event.event_id, digest, _digest(payload)
         )
-    return chains
+
+
+def log_chain(
+    records: Iterable[Record], findings: list[Finding]
+) -> dict[int, dict[int, LogPosition]]:
+    """The log's chain of ``records``, per partition and offset."""
+    chain = LogChain(findings)
+    for record in records:
+        chain.add(record)
+    return chain.positions
 
 
 _CHAIN_ROWS = """
@@ -138,6 +155,9 @@ WHERE e.topic = $1 AND NOT EXISTS (
     SELECT 1 FROM ledger_chain c WHERE c.topic = e.topic AND c.partition = e.partition
       AND c."offset" = e."offset" AND c.event_id = e.event_id)
 ORDER BY e.partition, e."offset"
+"""
+_PROJECTED = """
+SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2
 """
 _ERASURES = """
 SELECT subject_id, partition, max("offset") AS "offset" FROM ledger_events
@@ -160,6 +180,8 @@ async def read_mirror(
         )
     for head in await read_heads(conn, topic):
         part(head.partition).head = head
+    for row in await conn.fetch(_PROJECTED, PROJECTION, topic):
+        part(row["partition"]).projected_to = row["next_offset"]
     for row in await conn.fetch(_ERASURES, topic):
         part(row["partition"]).erased_at[row["subject_id"]] = row["offset"]
     for row in await conn.fetch(_UNCHAINED_ROWS, topic):
@@ -207,7 +229,7 @@ def check_partition(p: Partition, findings: list[Finding]) -> PartitionSummary:
                 found("changed", "the mirror's payload does not hash to the chain here")
         _compare_with_log(p, row, is_redacted, found)
     chained = {row.offset for row in p.chain}
-    next_offset = p.head.next_offset if p.head else 0
+    next_offset = max(p.head.next_offset if p.head else 0, p.projected_to)
     pending = 0
     for offset, position in sorted(p.log.items()):
         if offset in chained:
@@ -302,13 +324,13 @@ def check_checkpoints(
 
 def build_report(
     topic: str,
-    records: Sequence[Record],
+    log: dict[int, dict[int, LogPosition]],
     partitions: dict[int, Partition],
     findings: list[Finding],
     checkpoints: CheckpointFile | None,
     key: Ed25519PublicKey | None,
 ) -> VerifyReport:
-    for number, chain in log_chain(records, findings).items():
+    for number, chain in log.items():
         partitions.setdefault(number, Partition(number)).log = chain
     summaries = [check_partition(p, findings) for _, p in sorted(partitions.items())]
     if checkpoints is not None and key is not None:

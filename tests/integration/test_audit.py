@@ -143,7 +143,7 @@ async def forge_a_record(settings: Settings, pool: asyncpg.Pool[Any], target: An
     return offset
 
 
-@pytest.mark.parametrize("tamper", ["edit", "delete", "insert", "forge"])
+@pytest.mark.parametrize("tamper", ["edit", "delete", "insert", "forge", "wipe"])
 async def test_tampering_fails_verify_and_says_where(
     tamper: str, ledger: Ledger, keyed: Settings, pool: asyncpg.Pool[Any]
 ) -> None:
@@ -169,8 +169,22 @@ async def test_tampering_fails_verify_and_says_where(
             target,
         )
         expected = ("inserted", partition, 10000, fake.event_id)
-    else:
+    elif tamper == "forge":
         expected = ("changed", partition, await forge_a_record(keyed, pool, ledger.target), target)
+    else:  # the partition's whole mirror, chain and head: it must not pass for "not yet projected"
+        rows = await pool.fetch(
+            'SELECT "offset", event_id FROM ledger_chain WHERE partition = $1 ORDER BY "offset"',
+            partition,
+        )
+        for table in ("ledger_events", "ledger_chain", "ledger_chain_heads"):
+            await pool.execute(f"DELETE FROM {table} WHERE partition = $1", partition)
+        code, out = await run_cli("verify", "--json")
+        report = orjson.loads(out)
+        assert code == 1
+        assert [(f["kind"], f["offset"], f["event_id"]) for f in report["findings"]] == [
+            ("missing", r["offset"], str(r["event_id"])) for r in rows
+        ]
+        return
 
     code, out = await run_cli("verify", "--json")
     report = orjson.loads(out)
