@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from services.audit.models import CheckpointFile
+from services.audit.models import CheckpointFile, problems
 from services.audit.signing import (
     SignatureError,
     SigningKeyError,
@@ -50,7 +50,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             checkpoints = CheckpointFile.model_validate_json(Path(args.checkpoint).read_bytes())
             key = _public_key(args, settings)
         report = asyncio.run(verify_ledger(settings, checkpoints, key))
-    except (OSError, ValidationError, SigningKeyError, KafkaError, LookupError) as exc:
+    except ValidationError as exc:
+        return _fail(f"verify: checkpoint file {args.checkpoint}: {problems(exc)}")
+    except (OSError, SigningKeyError, KafkaError, LookupError) as exc:
         return _fail(f"verify: {exc}")
     print(report.model_dump_json(indent=2) if args.json else render(report))
     return 0 if report.ok else 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, ValidationError
 
 from events.envelope import PurposeId, Strict, SubjectId
 from events.register import Address
 from events.types import LegalBasis
+from services.errors import describe
 
 Hex64 = Annotated[
     str,
@@ -152,3 +153,8 @@ class Receipt(ReceiptBody):
     """A receipt as issued: the body and the ledger's signature over it."""
 
     signature: Signature
+
+
+def problems(error: ValidationError) -> str:
+    """A document's validation errors on one line: ``field: reason; field: reason``."""
+    return "; ".join(f"{e['field']}: {e['reason']}" for e in describe(error.errors()))

@@ -36,6 +36,7 @@ from services.audit.models import (
     ReceiptNotice,
     ReceiptPurpose,
     ReceiptWithdrawal,
+    problems,
 )
 from services.audit.signing import sign, verify
 
@@ -176,8 +177,6 @@ def verify_receipt(data: bytes, key: Ed25519PublicKey) -> Receipt:
     try:
         receipt = Receipt.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ReceiptError(f"receipt: {field}: {first['msg']}") from exc
+        raise ReceiptError(f"receipt: {problems(exc)}") from exc
     verify(key, raw, receipt.signature)
     return receipt

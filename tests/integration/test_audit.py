@@ -32,16 +32,22 @@ from tests.samples import T0, given_event
 pytestmark = pytest.mark.integration
 
 
-async def run_cli(*argv: str) -> tuple[int, str]:
-    """``consent-ledger ARGV`` in-process (in a thread: it runs its own event loop)."""
+async def run_cli_full(*argv: str) -> tuple[int, str, str]:
+    """``consent-ledger ARGV`` in-process (in a thread: it runs its own event loop); the exit
+    code, stdout and stderr."""
 
-    def call() -> tuple[int, str]:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+    def call() -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(list(argv))
-        return code, out.getvalue()
+        return code, out.getvalue(), err.getvalue()
 
     return await asyncio.to_thread(call)
+
+
+async def run_cli(*argv: str) -> tuple[int, str]:
+    code, out, _ = await run_cli_full(*argv)
+    return code, out
 
 
 @pytest.fixture
@@ -305,3 +311,31 @@ async def test_the_projector_signs_a_checkpoint_every_n_positions(
     saved = tmp_path / "stored.json"
     saved.write_text(out)
     assert (await run_cli("verify", "--checkpoint", str(saved)))[0] == 0
+
+
+async def test_bad_input_to_the_audit_commands_is_named(
+    keyed: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "missing.json"
+    code, _, err = await run_cli_full("verify", "--checkpoint", str(missing))
+    assert code == 2
+    assert "verify:" in err
+    assert "missing.json" in err
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"checkpoints": [{"topic": "t", "partition": -1}]}')
+    code, _, err = await run_cli_full("verify", "--checkpoint", str(bad))
+    assert code == 2
+    assert "checkpoints.0.partition" in err
+    assert "greater than or equal to 0" in err
+
+    bad.write_text('{"receipt_version": "consent-ledger-receipt/0"}')
+    code, out, _ = await run_cli_full("receipt", "verify", str(bad))
+    assert code == 1
+    assert out.startswith(f"INVALID {bad}: receipt: ")
+
+    monkeypatch.delenv("CONSENT_LEDGER_SIGNING_KEY_FILE")
+    monkeypatch.setenv("CONSENT_LEDGER_STACK_DIR", str(tmp_path / "empty"))
+    code, _, err = await run_cli_full("receipt", "verify", str(bad))
+    assert code == 2
+    assert "no signing key: set CONSENT_LEDGER_SIGNING_KEY_FILE or pass --public-key" in err
