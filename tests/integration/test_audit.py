@@ -26,6 +26,7 @@ from services.audit.verify import Partition, check_checkpoints, log_chain
 from services.cli import main
 from services.config import Settings
 from services.projector.main import create_app
+from services.stack.ports import free_port
 from tests.integration.conftest import append_events, consent_stream, eventually, serve
 from tests.samples import T0, given_event
 
@@ -211,11 +212,11 @@ async def test_redelivery_and_a_second_instance_do_not_fork_the_chain(
     before = await pool.fetch('SELECT * FROM ledger_chain ORDER BY partition, "offset"')
     await pool.execute("UPDATE projector_offsets SET next_offset = 0")
     second = keyed.model_copy(
-        update={"projector_group": keyed.projector_group + "-b", "projector_port": 0}
+        update={"projector_group": keyed.projector_group + "-b", "projector_port": free_port()}
     )
     async with (
         serve(create_app(keyed), keyed.projector_port),
-        serve(create_app(second), keyed.projector_port + 1),
+        serve(create_app(second), second.projector_port),
     ):
 
         async def caught_up() -> bool:
