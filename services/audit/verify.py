@@ -159,9 +159,25 @@ ORDER BY e.partition, e."offset"
 _PROJECTED = """
 SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2
 """
+#: From the payloads, which the chain covers, not from the columns beside them.
 _ERASURES = """
-SELECT subject_id, partition, max("offset") AS "offset" FROM ledger_events
-WHERE topic = $1 AND type = 'subject.erased' GROUP BY subject_id, partition
+SELECT payload->>'subject_id' AS subject_id, partition, max("offset") AS "offset"
+FROM ledger_events WHERE topic = $1 AND payload->>'type' = 'subject.erased'
+GROUP BY 1, partition
+"""
+#: The mirror's columns are copies of payload fields (reads filter on them): all must agree.
+_COLUMNS_OFF = """
+SELECT event_id, partition, "offset", array_remove(ARRAY[
+    CASE WHEN subject_id IS DISTINCT FROM payload->>'subject_id' THEN 'subject_id' END,
+    CASE WHEN type IS DISTINCT FROM payload->>'type' THEN 'type' END,
+    CASE WHEN purpose IS DISTINCT FROM payload->>'purpose' THEN 'purpose' END,
+    CASE WHEN schema_version IS DISTINCT FROM (payload->>'schema_version')::int
+         THEN 'schema_version' END,
+    CASE WHEN occurred_at IS DISTINCT FROM (payload->>'occurred_at')::timestamptz
+         THEN 'occurred_at' END,
+    CASE WHEN recorded_at IS DISTINCT FROM (payload->>'recorded_at')::timestamptz
+         THEN 'recorded_at' END], NULL) AS columns
+FROM ledger_events WHERE topic = $1
 """
 
 
@@ -184,6 +200,17 @@ async def read_mirror(
         part(row["partition"]).projected_to = row["next_offset"]
     for row in await conn.fetch(_ERASURES, topic):
         part(row["partition"]).erased_at[row["subject_id"]] = row["offset"]
+    for row in await conn.fetch(_COLUMNS_OFF, topic):
+        if row["columns"]:
+            findings.append(
+                _finding(
+                    "changed",
+                    row["partition"],
+                    row["offset"],
+                    row["event_id"],
+                    f"the mirror's {', '.join(row['columns'])} disagree(s) with its payload",
+                )
+            )
     for row in await conn.fetch(_UNCHAINED_ROWS, topic):
         findings.append(
             _finding(

@@ -150,7 +150,7 @@ async def forge_a_record(settings: Settings, pool: asyncpg.Pool[Any], target: An
     return offset
 
 
-@pytest.mark.parametrize("tamper", ["edit", "delete", "insert", "forge", "wipe"])
+@pytest.mark.parametrize("tamper", ["edit", "column", "delete", "insert", "forge", "wipe"])
 async def test_tampering_fails_verify_and_says_where(
     tamper: str, ledger: Ledger, keyed: Settings, pool: asyncpg.Pool[Any]
 ) -> None:
@@ -162,16 +162,25 @@ async def test_tampering_fails_verify_and_says_where(
             target,
         )
         expected = ("changed", partition, offset, target)
+    elif tamper == "column":  # moves the event into another subject's history
+        await pool.execute(
+            "UPDATE ledger_events SET subject_id = 's-99999' WHERE event_id = $1", target
+        )
+        expected = ("changed", partition, offset, target)
     elif tamper == "delete":
         await pool.execute("DELETE FROM ledger_events WHERE event_id = $1", target)
         expected = ("missing", partition, offset, target)
     elif tamper == "insert":
         fake = given_event("s-99999")
         await pool.execute(
-            "INSERT INTO ledger_events SELECT $1, topic, partition, 10000, subject_id, type,"
-            " schema_version, purpose, occurred_at, recorded_at, $2::jsonb"
-            " FROM ledger_events WHERE event_id = $3",
+            "INSERT INTO ledger_events SELECT $1, topic, partition, 10000, $2, $3, 1, $4, $5,"
+            " $6, $7::jsonb FROM ledger_events WHERE event_id = $8",
             fake.event_id,
+            fake.subject_id,
+            fake.type,
+            fake.purpose,
+            fake.occurred_at,
+            fake.recorded_at,
             orjson.loads(encode(fake)),
             target,
         )
