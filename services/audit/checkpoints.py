@@ -144,5 +144,5 @@ class Checkpointer:
                 ]
                 if heads:
                     await checkpoint(self._pool, self._topic, self._key, heads)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # the next round retries; the loop must not die
                 log.warning("checkpointing failed; will retry", extra={"error": repr(exc)})
