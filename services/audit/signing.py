@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,12 @@ class SignatureError(ValueError):
 
 
 def local_signing_key(stack_dir: Path) -> Ed25519PrivateKey:
-    """The local stack's key: read it, or generate it (mode 0600) on first use."""
+    """The local stack's key: read it, or generate it (mode 0600) on first use. The key is
+    written whole to a private file, then linked into place, so a concurrent starter either
+    finds the complete file or wins the race itself."""
     path = stack_dir / LOCAL_KEY_NAME
+    if path.exists():
+        return read_signing_key(path)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -46,12 +51,16 @@ def local_signing_key(stack_dir: Path) -> Ed25519PrivateKey:
         serialization.NoEncryption(),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return read_signing_key(path)  # another process made it first
+    draft = path.with_name(f".{LOCAL_KEY_NAME}.{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return read_signing_key(path)  # another starter linked its key first
+    finally:
+        draft.unlink()
     return key
 
 
@@ -106,7 +115,12 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict base64url: only the one canonical spelling of the bytes is accepted (the last
+    character's unused bits would otherwise let a changed signature still verify)."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _payload(document: dict[str, Any]) -> bytes:
