@@ -19,6 +19,7 @@ from events.catalog import AnyEvent, purpose_of
 from events.consent import ObjectionReceived
 from events.requests import RecipientNotified
 from events.subject import Erased
+from projections.chain import extend_chain
 from projections.db import Conn
 from projections.outbox import queue_feed_changes
 from projections.rows import mark_to_json, purposes_to_json, requests_to_json, state_from_row
@@ -29,12 +30,13 @@ PROJECTION = "subscribers"
 
 @dataclass(frozen=True, slots=True)
 class LedgerRecord:
-    """A decoded event and where it sits in the ledger topic."""
+    """A decoded event, its bytes as on the log, and where it sits in the ledger topic."""
 
     partition: int
     offset: int
     event: AnyEvent
     payload: dict[str, Any]
+    value: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,7 @@ class SubscriberStore:
                 for row in await conn.fetch(_LOCK_OFFSETS, PROJECTION, self._topic, list(ends))
             }
             fresh = [r for r in records if r.offset >= stored[r.partition]]
+            await extend_chain(conn, self._topic, fresh)
             new = _first_of_each(fresh, await self._insert_mirror(conn, fresh))
             events = [r.event for r in new]
             before = await self._load(conn, {e.subject_id for e in events})

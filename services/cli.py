@@ -502,6 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("directory", nargs="?", default=str(ROOT / "events" / "schemas"))
     add_feed_commands(commands)
+
+    from services.audit.commands import add_commands as add_audit_commands
+
+    add_audit_commands(commands, add)  # verify, checkpoint, public-key, receipt verify
     return parser
 
 

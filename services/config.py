@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     audience_database_url: str | None = Field(
         default=None, description="The reference audience consumer's database; default: ours."
     )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) that signs checkpoints and receipts; default: "
+        "one the local stack generates in its stack dir (mode 0600).",
+    )
+    checkpoint_every: int = Field(
+        default=10_000,
+        ge=1,
+        description="The projector signs a checkpoint per partition "
+        "once its chain has grown by this many positions.",
+    )
 
     def to_env(self) -> dict[str, str]:
         """These settings as the environment variables that would produce them (lists as

@@ -50,7 +50,9 @@ def decode_record(record: Record) -> LedgerRecord:
         raise DecodeError(f"not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise DecodeError("an event must be a JSON object")
-    return LedgerRecord(record.partition, record.offset, decode_raw(payload), payload)
+    return LedgerRecord(
+        record.partition, record.offset, decode_raw(payload), payload, record.value or b""
+    )
 
 
 def sealed_ref(event: AnyEvent) -> KeyRef | None:

@@ -20,6 +20,9 @@ from services.access.http import Guard
 from services.access.recorder import AccessRecorder
 from services.access.tokens import TokenStore
 from services.app import service_app
+from services.audit.checkpoints import Checkpointer
+from services.audit.http import receipts_router
+from services.audit.signing import signing_key
 from services.config import Settings, broker_security
 from services.feed.http import mailing_lists_router, projected_suppressions_router
 from services.messaging.appender import Appender
@@ -74,19 +77,22 @@ def create_app(settings: Settings) -> FastAPI:
     projector = Projector(store, keys, appender, settings.dead_letter_topic)
     recorder = AccessRecorder(appender, settings.ledger_topic)
     guard = Guard(TokenStore(pool))
+    key = signing_key(settings)
+    checkpointer = Checkpointer(pool, settings.ledger_topic, key, settings.checkpoint_every)
 
     return service_app(
         title="consent-ledger projector",
         description="Current state and history of data subjects, folded from the ledger.",
         pool=pool,
         readiness=Readiness(settings.kafka_options(), pool),
-        components=[appender, build_broker(settings, projector, store)],
+        components=[appender, build_broker(settings, projector, store), checkpointer],
         routers=[
             subjects_router(pool, guard, HistoryReader(pool, keys), recorder),
             mailing_lists_router(
                 pool, [p.id for p in load_register(settings.register_file).purposes], guard
             ),
             projected_suppressions_router(pool, guard),
+            receipts_router(pool, load_register(settings.register_file), key, guard),
         ],
         before_start=lambda: apply_migrations(settings.database_url),
     )

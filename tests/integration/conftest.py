@@ -21,8 +21,6 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
 from events.catalog import AnyEvent
@@ -30,6 +28,7 @@ from projections.db import create_pool
 from projections.migrations import apply
 from services import stack
 from services.access.tokens import Grant, Role, TokenStore
+from services.audit.log import read_log
 from services.config import Settings
 from services.intake.recording import to_records
 from services.messaging.appender import Appender
@@ -201,33 +200,10 @@ class TopicRecord:
 
 async def read_topic(settings: Settings, topic: str) -> list[TopicRecord]:
     """Every committed record of a topic, from the start to its current end."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[TopicRecord] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(
-                    TopicRecord(r.partition, r.offset, r.key, r.value, dict(r.headers))
-                    for r in records
-                )
-        return out
-    finally:
-        await consumer.stop()
+    return [
+        TopicRecord(r.partition, r.offset, r.key, r.value or b"", dict(r.headers))
+        for r in await read_log(settings.kafka_bootstrap, topic)
+    ]
 
 
 async def dump_tables(pool: asyncpg.Pool[Any]) -> dict[str, list[tuple[Any, ...]]]:

@@ -43,6 +43,7 @@ MATRIX: dict[tuple[str, str, str], set[Role]] = {
     ("projector", "GET", "/v1/subjects/{subject_id}/history"): READERS,
     ("projector", "GET", "/v1/mailing-lists/{purpose}"): {"mail_tool", "dpo"},
     ("projector", "GET", "/v1/suppressions"): {"mail_tool", "crm", "dpo"},
+    ("projector", "GET", "/v1/receipts/{event_id}"): READERS,
 }
 #: Operations endpoints: open to monitoring, they hold no personal data.
 OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
@@ -72,6 +73,7 @@ class World:
 
     requests: list[str]
     spare_token_ids: list[str]
+    consent_event_id: str
 
 
 Call = Callable[[World], tuple[str, str, dict[str, Any]]]
@@ -136,13 +138,15 @@ CALLS: dict[tuple[str, str, str], Call] = {
         "GET", "/v1/mailing-lists/newsletter", {}
     ),
     ("projector", "GET", "/v1/suppressions"): lambda w: ("GET", "/v1/suppressions", {}),
+    ("projector", "GET", "/v1/receipts/{event_id}"): lambda w: (
+        "GET", f"/v1/receipts/{w.consent_event_id}", {}
+    ),
 }  # fmt: skip
 
 
 async def _prepare(settings: Settings, intake: httpx.AsyncClient, dpo: str) -> World:
-    assert (
-        await intake.post("/v1/events", json=given_json("crm-m"), headers=bearer(dpo))
-    ).status_code == 202
+    given = await intake.post("/v1/events", json=given_json("crm-m"), headers=bearer(dpo))
+    assert given.status_code == 202, given.text
     requests = []
     for _ in range(2):
         body = {**REQUEST, "received_at": datetime.now(UTC).isoformat()}
@@ -160,7 +164,7 @@ async def _prepare(settings: Settings, intake: httpx.AsyncClient, dpo: str) -> W
         spares = [(await TokenStore(db).create("crm", "spare"))[1].token_id for _ in range(1)]
     finally:
         await db.close()
-    return World(requests, spares)
+    return World(requests, spares, given.json()["events"][0]["event_id"])
 
 
 async def _bad_tokens(settings: Settings) -> dict[str, str | None]:

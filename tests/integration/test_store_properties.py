@@ -31,8 +31,10 @@ def as_records(events: list[AnyEvent]) -> list[LedgerRecord]:
     records = []
     for event in events:
         partition = int(event.subject_id.rsplit("-", 1)[1]) % PARTITIONS
-        payload = orjson.loads(encode(event))
-        records.append(LedgerRecord(partition, next_offset[partition], event, payload))
+        value = encode(event)
+        records.append(
+            LedgerRecord(partition, next_offset[partition], event, orjson.loads(value), value)
+        )
         next_offset[partition] += 1
     return records
 

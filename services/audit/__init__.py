@@ -1,0 +1,1 @@
+"""Auditors' tools: the hash chain's verification, signed checkpoints and consent receipts."""
