@@ -126,9 +126,12 @@ WHERE o.projection = $1 AND o.topic = $2 AND o.partition = n.partition
 class SubscriberStore:
     """The subscriber projection's PostgreSQL side, for one ledger topic."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], topic: str) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], topic: str, *, side_effects: bool = True) -> None:
+        """``side_effects=False`` is for rebuilds (``consent-ledger replay``): the tables are
+        written, but nothing that tells the outside world (an outbox) may be; no-op for now."""
         self._pool = pool
         self._topic = topic
+        self._side_effects = side_effects
 
     async def claim_partitions(self, partitions: Iterable[int]) -> dict[int, int]:
         """Make sure each partition has an offset row; return where to resume reading."""

@@ -19,6 +19,7 @@ from services.app import service_app
 from services.config import Settings
 from services.messaging.appender import Appender
 from services.ops import Readiness
+from services.projector.as_of import as_of_router
 from services.projector.consumer import Projector, SeekToStoredOffsets
 from services.projector.http import subjects_router
 
@@ -70,6 +71,6 @@ def create_app(settings: Settings) -> FastAPI:
         pool=pool,
         readiness=Readiness(settings.kafka_bootstrap, pool),
         components=[dead_letters, build_broker(settings, projector, store)],
-        routers=[subjects_router(pool)],
+        routers=[subjects_router(pool), as_of_router(pool)],
         before_start=lambda: apply_migrations(settings.database_url),
     )
