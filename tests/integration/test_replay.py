@@ -178,3 +178,31 @@ async def test_a_swap_is_refused_once_the_projector_moved_past_the_replay(
         assert await pool.fetchval("SELECT count(*) FROM replay_late.subscribers") == 20
     finally:
         await pool.close()
+
+
+async def test_a_replay_compares_with_live_as_it_stood_when_the_replay_started(
+    settings: Settings,
+) -> None:
+    """The projector keeps folding new events while the replay runs; the replay reads up to
+    the offsets it found and compares with the live tables of that same instant, so the two
+    still agree."""
+    await append_events(settings, consent_stream(subjects=200, events_per_subject=5))
+    pool = await create_pool(settings.database_url, max_size=1)
+    try:
+        async with serve(projector_app(settings), settings.projector_port):
+            await wait_projected(pool, 1000)
+            more = consent_stream(subjects=400, events_per_subject=1)
+
+            async def keep_appending() -> None:
+                for n in range(0, len(more), 10):
+                    await append_events(settings, more[n : n + 10])
+
+            appending = asyncio.create_task(keep_appending())
+            report = await replay(settings, "replay_meanwhile", batch_size=50)
+            appending.cancel()
+            moved = await pool.fetchval("SELECT count(*) FROM ledger_events")
+        assert report.equal, report.text()
+        assert report.applied == 1000
+        assert moved > 1000  # the live projection did move on while the replay ran
+    finally:
+        await pool.close()
