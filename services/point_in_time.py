@@ -93,12 +93,14 @@ def eligible_at(events: Sequence[AnyEvent], purpose: str, at: datetime) -> Eligi
     verdict = as_of({"purposes": purposes_to_json(state)}, at)["purposes"].get(purpose)
     if verdict is None or not verdict["eligible"]:
         return None
-    marks = state.purposes[purpose]
-    decided = UUID(verdict["event_id"])
-    ids = [decided]
-    confirmed = any(e.event_id == decided and e.type == "consent.confirmed" for e in events)
-    if confirmed and marks.pending is not None and marks.pending.event_id != decided:
-        ids.insert(0, marks.pending.event_id)
+    decided = state.purposes[purpose].view(state.erased).decided_by
+    request = state.purposes[purpose].pending
+    ids = [decided.event_id]
+    confirmed = any(
+        e.event_id == decided.event_id and e.type == "consent.confirmed" for e in events
+    )
+    if confirmed and request is not None and request.key < decided.key:
+        ids.insert(0, request.event_id)
     return EligibleAsOf(
         subject_id=state.subject_id,
         purpose=purpose,

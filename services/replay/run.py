@@ -8,6 +8,7 @@ make the two differ.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import time
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
-from projections.store import PROJECTION, LedgerRecord, SubscriberStore
+from projections.store import PROJECTION, BatchResult, LedgerRecord, SubscriberStore
 from services.config import Settings
 from services.projector.consumer import decode_record
 from services.replay.compare import COMPARED, compare_table, quote
@@ -172,12 +173,23 @@ async def _rebuild(
     progress: Progress | None,
     started: float,
 ) -> dict[str, Any]:
+    """Decode each batch while PostgreSQL writes the previous one (batches stay in order)."""
     pool = await create_pool(settings.database_url, max_size=1, schema=schema)
+    store = SubscriberStore(pool, settings.ledger_topic, side_effects=False)
+    counts = {"records": 0, "applied": 0, "undecodable": 0}
+    reached = dict.fromkeys(ends, 0)
+    writing: asyncio.Task[BatchResult] | None = None
+
+    async def written() -> None:
+        if writing is None:
+            return
+        counts["applied"] += (await writing).applied
+        if progress is not None:
+            elapsed = time.perf_counter() - started
+            progress(sum(reached.values()), sum(ends.values()), counts["applied"], elapsed)
+
     try:
-        store = SubscriberStore(pool, settings.ledger_topic, side_effects=False)
         await store.claim_partitions(ends)
-        reached = dict.fromkeys(ends, 0)
-        counts = {"records": 0, "applied": 0, "undecodable": 0}
         async for batch in read_until(
             settings.kafka_bootstrap, settings.ledger_topic, ends, batch_size
         ):
@@ -187,13 +199,14 @@ async def _rebuild(
                     good.append(decode_record(record))
                 except (ValueError, ValidationError):  # the live projector dead-lettered it
                     counts["undecodable"] += 1
-            result = await store.apply(good, batch.ends)
+            await written()
             counts["records"] += len(batch.records)
-            counts["applied"] += result.applied
             reached.update(batch.ends)
-            if progress is not None:
-                elapsed = time.perf_counter() - started
-                progress(sum(reached.values()), sum(ends.values()), counts["applied"], elapsed)
+            writing = asyncio.create_task(store.apply(good, batch.ends))
+        await written()
         return counts
     finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            await asyncio.gather(writing, return_exceptions=True)
         await pool.close()

@@ -37,6 +37,18 @@ from tests.strategies import BASE, PURPOSES, SUBJECTS, ledger
 pytestmark = pytest.mark.integration
 
 
+def one_owner_per_request(log: list[AnyEvent]) -> list[AnyEvent]:
+    """The log without request events about a request id another subject used first: intake
+    refuses those, and the store cannot hold one request under two subjects."""
+    owner: dict[Any, str] = {}
+    kept = []
+    for event in log:
+        request_id = getattr(getattr(event, "data", None), "request_id", None)
+        if request_id is None or owner.setdefault(request_id, event.subject_id) == event.subject_id:
+            kept.append(event)
+    return kept
+
+
 def brute_force(log: list[AnyEvent], at: datetime, basis: Basis) -> dict[str, SubjectState]:
     """The states the whole history up to ``at`` folds to, without e-mail addresses."""
     kept = [e for e in log if (e.occurred_at if basis == "occurred" else e.recorded_at) <= at]
@@ -118,6 +130,7 @@ INSTANTS = st.one_of(
 def test_answers_at_any_instant_equal_the_fold_of_the_history_up_to_it(
     settings: Settings, log: list[AnyEvent], instants: list[tuple[datetime, Basis]]
 ) -> None:
+    log = one_owner_per_request(log)
     asyncio.run(answers_equal_brute_force(settings.database_url, log, instants))
 
 
