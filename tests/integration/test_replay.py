@@ -206,3 +206,15 @@ async def test_a_replay_compares_with_live_as_it_stood_when_the_replay_started(
         assert moved > 1000  # the live projection did move on while the replay ran
     finally:
         await pool.close()
+
+
+def test_a_replay_refuses_a_bad_or_taken_schema_name(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in settings.to_env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["replay", "--schema", "Live; DROP"]) == 2
+    assert "schema: 'Live; DROP' is not a plain lower-case name" in capsys.readouterr().err
+    asyncio.run(execute(settings, "CREATE SCHEMA replay_taken"))
+    assert main(["replay", "--schema", "replay_taken"]) == 2
+    assert "schema: 'replay_taken' exists already" in capsys.readouterr().err
