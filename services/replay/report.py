@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 
 class RowDifference(BaseModel):
@@ -32,6 +32,7 @@ class TableReport(BaseModel):
         description="The first differing rows (at most the replay's difference limit)."
     )
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def equal(self) -> bool:
         return self.differing_rows == 0
