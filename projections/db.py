@@ -18,12 +18,21 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     )
 
 
-def create_pool(database_url: str, *, max_size: int = 10) -> asyncpg.Pool[Any]:
+def create_pool(
+    database_url: str, *, max_size: int = 10, schema: str | None = None
+) -> asyncpg.Pool[Any]:
     """A pool whose connections speak ``jsonb`` as Python values; ``await`` it to open it.
 
     Built without I/O, so an application can wire its parts first and connect when it starts.
+    ``schema`` makes it the only schema unqualified names resolve to (a replay's tables).
     """
-    return asyncpg.create_pool(database_url, min_size=1, max_size=max_size, init=_init_connection)
+    return asyncpg.create_pool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"search_path": schema} if schema else None,
+    )
 
 
 #: A connection, whether taken from a pool or opened directly.

@@ -19,9 +19,13 @@ def migration_files() -> list[tuple[str, str]]:
     )
 
 
-async def apply(database_url: str) -> list[str]:
-    """Apply the migrations not yet applied; returns their names."""
-    conn = await asyncpg.connect(database_url)
+async def apply(database_url: str, *, schema: str | None = None) -> list[str]:
+    """Apply the migrations not yet applied; returns their names.
+
+    ``schema`` applies them inside that (existing) schema alone, e.g. a replay's fresh tables.
+    """
+    settings = {"search_path": schema} if schema else None
+    conn = await asyncpg.connect(database_url, server_settings=settings)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
         await conn.execute(

@@ -352,6 +352,138 @@ def add_feed_commands(
     audience.set_defaults(handler=cmd_audience)
 
 
+# --- replay and point-in-time answers (docs/replay.md) ---------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from services.replay.reader import ReplayError
+    from services.replay.report import ReplayReport
+    from services.replay.run import StderrProgress, replay
+    from services.replay.swap import SwapRefusedError, swap
+
+    async def run() -> tuple[ReplayReport, str | None]:
+        report = await replay(
+            settings,
+            args.schema,
+            batch_size=args.batch_size,
+            keep=args.keep or args.swap,
+            differences=args.differences,
+            progress=StderrProgress(),
+        )
+        if not args.swap:
+            return report, None
+        try:
+            return await swap(settings.database_url, report), None
+        except SwapRefusedError as exc:
+            return report, f"{exc} The replay is kept in schema {report.replay_schema}."
+
+    try:
+        report, refused = asyncio.run(run())
+    except ReplayError as exc:
+        print(f"consent-ledger: {exc}", file=sys.stderr)
+        return 2
+    print(report.model_dump_json(indent=2) if args.json else report.text())
+    if refused:
+        print(f"consent-ledger: {refused}", file=sys.stderr)
+        return 2
+    return 0 if report.equal or report.swapped else 1
+
+
+def cmd_as_of_subject(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.db import create_pool
+    from services.point_in_time import subject_as_of
+    from services.projector.as_of import subject_as_of_out
+
+    async def run() -> str | None:
+        async with create_pool(settings.database_url, max_size=1) as pool:
+            state = await subject_as_of(pool, args.subject_id, args.at, args.basis)
+        return (
+            subject_as_of_out(state, args.at, args.basis).model_dump_json(indent=2)
+            if state
+            else None
+        )
+
+    answer = asyncio.run(run())
+    if answer is None:
+        print(
+            f"consent-ledger: no events about {args.subject_id!r} up to {args.at.isoformat()}",
+            file=sys.stderr,
+        )
+        return 1
+    print(answer)
+    return 0
+
+
+def cmd_as_of_eligible(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.db import create_pool
+    from services.point_in_time import eligible_as_of
+    from services.projector.as_of import render
+
+    async def run() -> None:
+        async with create_pool(settings.database_url, max_size=1) as pool:
+            rows = eligible_as_of(pool, args.purpose, args.at, args.basis)
+            async for chunk in render(rows, args.format):
+                sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+
+    asyncio.run(run())
+    return 0
+
+
+def _add_replay_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    add: Callable[..., argparse.ArgumentParser],
+) -> None:
+    replay = add(
+        commands,
+        "replay",
+        cmd_replay,
+        "rebuild every projection from offset 0 of the ledger, up to the live projector's "
+        "offsets, into a schema of its own; compare it with the live tables table by table "
+        "(exit 1 when they differ)",
+    )
+    replay.add_argument("--schema", help="the schema to rebuild in (default: replay_<UTC time>)")
+    replay.add_argument(
+        "--batch-size", type=_count, default=10_000, help="records per transaction (default 10,000)"
+    )
+    replay.add_argument(
+        "--differences", type=_count, default=20, help="differing rows named per table (default 20)"
+    )
+    replay.add_argument(
+        "--keep", action="store_true", help="keep the replay schema even when it equals live"
+    )
+    replay.add_argument(
+        "--swap",
+        action="store_true",
+        help="then put the rebuilt tables in place of the live ones, in one transaction; refused "
+        "if the projector moved on meanwhile (stop the projector first)",
+    )
+    replay.add_argument("--json", action="store_true", help="print the report as JSON")
+    as_of = commands.add_parser(
+        "as-of",
+        help="point-in-time answers from the ledger mirror",
+        description="A person's state, or who was eligible for a purpose, at an instant.",
+    )
+    as_of_sub = as_of.add_subparsers(dest="as_of_command", required=True, metavar="WHAT")
+    subject = add(as_of_sub, "subject", cmd_as_of_subject, "a subject's state at an instant (JSON)")
+    subject.add_argument("subject_id")
+    eligible = add(
+        as_of_sub, "eligible", cmd_as_of_eligible, "everyone eligible for a purpose at an instant"
+    )
+    eligible.add_argument("purpose")
+    eligible.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    for sub in (subject, eligible):
+        sub.add_argument(
+            "--at", type=_instant, required=True, help="ISO 8601 time with a UTC offset"
+        )
+        sub.add_argument(
+            "--basis",
+            choices=["occurred", "recorded"],
+            default="occurred",
+            help="occurred (default): what was true then; recorded: what the ledger knew then",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consent-ledger",
@@ -490,6 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
         "touched); then configure the new key and restart the services",
     )
     rotate.add_argument("--new-key-file", required=True)
+
+    _add_replay_commands(commands, add)
     schemas = commands.add_parser(
         "schemas", help="event JSON Schemas", description="The JSON Schemas of every event type."
     )

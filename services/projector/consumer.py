@@ -69,6 +69,21 @@ def opened(record: LedgerRecord, keys: Mapping[KeyRef, DataKey]) -> LedgerRecord
     return replace(record, event=open_event(record.event, keys[ref]))
 
 
+async def open_all(
+    records: Sequence[LedgerRecord], keys: KeyStore
+) -> list[LedgerRecord | TamperedError]:
+    """Each record opened (one key lookup for all), or why it was refused."""
+    refs = {ref for r in records if (ref := sealed_ref(r.event)) is not None}
+    found = await keys.find_exact(refs)
+    out: list[LedgerRecord | TamperedError] = []
+    for record in records:
+        try:
+            out.append(opened(record, found))
+        except TamperedError as exc:
+            out.append(exc)
+    return out
+
+
 async def retry_forever(action: Callable[[], Any], what: str) -> Any:
     """Run ``action`` until it succeeds, backing off exponentially between tries."""
     delay = 0.2
@@ -103,14 +118,15 @@ class Projector:
                 decoded.append((record, decode_record(record)))
             except (ValueError, ValidationError) as exc:
                 poison.append(dead_letter(record, self._dlq_topic, "undecodable_event", str(exc)))
-        refs = {ref for _, r in decoded if (ref := sealed_ref(r.event)) is not None}
-        keys = await retry_forever(lambda: self._keys.find_exact(refs), "reading data keys")
+        results = await retry_forever(
+            lambda: open_all([r for _, r in decoded], self._keys), "reading data keys"
+        )
         good: list[LedgerRecord] = []
-        for record, ledger_record in decoded:
-            try:
-                good.append(opened(ledger_record, keys))
-            except TamperedError as exc:
-                poison.append(dead_letter(record, self._dlq_topic, "tampered_event", str(exc)))
+        for (record, _), result in zip(decoded, results, strict=True):
+            if isinstance(result, TamperedError):
+                poison.append(dead_letter(record, self._dlq_topic, "tampered_event", str(result)))
+            else:
+                good.append(result)
         if poison:
             await retry_forever(lambda: self._dead_letters.append(poison), "dead-lettering")
             DEAD_LETTERS.labels("projector").inc(len(poison))

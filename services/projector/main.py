@@ -30,6 +30,7 @@ from services.ops import Readiness
 from services.privacy.history import HistoryReader
 from services.privacy.keystore import KeyStore
 from services.privacy.secrets import load_secrets
+from services.projector.as_of import as_of_router
 from services.projector.consumer import Projector, SeekToStoredOffsets
 from services.projector.http import subjects_router
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
             ),
             projected_suppressions_router(pool, guard),
             receipts_router(pool, load_register(settings.register_file), key, guard),
+            as_of_router(pool, guard),
         ],
         before_start=lambda: apply_migrations(settings.database_url),
     )

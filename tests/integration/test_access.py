@@ -44,6 +44,8 @@ MATRIX: dict[tuple[str, str, str], set[Role]] = {
     ("projector", "GET", "/v1/mailing-lists/{purpose}"): {"mail_tool", "dpo"},
     ("projector", "GET", "/v1/suppressions"): {"mail_tool", "crm", "dpo"},
     ("projector", "GET", "/v1/receipts/{event_id}"): READERS,
+    ("projector", "GET", "/v1/as-of/subjects/{subject_id}"): READERS,
+    ("projector", "GET", "/v1/as-of/eligible/{purpose}"): READERS,
 }
 #: Operations endpoints: open to monitoring, they hold no personal data.
 OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
@@ -140,6 +142,12 @@ CALLS: dict[tuple[str, str, str], Call] = {
     ("projector", "GET", "/v1/suppressions"): lambda w: ("GET", "/v1/suppressions", {}),
     ("projector", "GET", "/v1/receipts/{event_id}"): lambda w: (
         "GET", f"/v1/receipts/{w.consent_event_id}", {}
+    ),
+    ("projector", "GET", "/v1/as-of/subjects/{subject_id}"): lambda w: (
+        "GET", "/v1/as-of/subjects/crm-m", {"params": {"at": datetime.now(UTC).isoformat()}}
+    ),
+    ("projector", "GET", "/v1/as-of/eligible/{purpose}"): lambda w: (
+        "GET", "/v1/as-of/eligible/newsletter", {"params": {"at": datetime.now(UTC).isoformat()}}
     ),
 }  # fmt: skip
 

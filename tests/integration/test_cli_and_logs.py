@@ -56,6 +56,9 @@ def test_stack_status_names_kafka_and_the_database(stack_settings: Settings) -> 
         ("migrate",),
         ("topics", "create"),
         ("schemas", "export"),
+        ("replay",),
+        ("as-of", "subject"),
+        ("as-of", "eligible"),
     ],
 )
 def test_every_command_has_help(stack_settings: Settings, command: tuple[str, ...]) -> None:

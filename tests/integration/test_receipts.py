@@ -18,7 +18,7 @@ from services.audit.receipts import ReceiptError, verify_receipt
 from services.audit.signing import SignatureError, public_pem, read_signing_key
 from services.config import Settings
 from services.projector.main import create_app
-from tests.integration.conftest import append_events, eventually, serve
+from tests.integration.conftest import append_events, eventually, issue_token, serve
 from tests.integration.test_audit import chained, erasure, keyed, run_cli
 from tests.samples import given_event, valid_json
 
@@ -54,7 +54,9 @@ async def fetch_receipts(
 ) -> dict[str, httpx.Response]:
     """Project ``events`` and GET the receipt of each, by event type."""
     await append_events(settings, events)
-    async with serve(create_app(settings), settings.projector_port) as client:
+    async with serve(
+        create_app(settings), settings.projector_port, await issue_token(settings)
+    ) as client:
 
         async def done() -> bool:
             return await chained(pool) >= len(events)
@@ -150,7 +152,7 @@ async def test_only_consent_events_have_receipts(keyed: Settings, pool: asyncpg.
     answer = answers["subject.erased"]
     assert (answer.status_code, answer.json()["error"]) == (404, "no_receipt")
     assert "consent and objection events only" in answer.json()["message"]
-    async with serve(create_app(keyed), keyed.projector_port) as client:
+    async with serve(create_app(keyed), keyed.projector_port, await issue_token(keyed)) as client:
         unknown = await client.get(f"/v1/receipts/{uuid.uuid4()}")
         malformed = await client.get("/v1/receipts/not-a-uuid")
     assert (unknown.status_code, unknown.json()["error"]) == (404, "event_not_found")

@@ -1,0 +1,224 @@
+"""The replay itself: rebuild into a fresh schema with the live projector's code, then compare.
+
+The live projector's offsets are read in a REPEATABLE READ transaction that stays open until the
+comparison is done: the replay reads the ledger up to those offsets, and the live tables are
+compared as they were in that same snapshot, so a projector that keeps running meanwhile does not
+make the two differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+
+from events.sealing import TamperedError
+from projections.db import create_pool
+from projections.migrations import apply as apply_migrations
+from projections.store import PROJECTION, BatchResult, LedgerRecord, SubscriberStore
+from services.config import Settings
+from services.privacy.keystore import KeyStore
+from services.privacy.secrets import load_secrets
+from services.projector.consumer import decode_record, open_all
+from services.replay.compare import COMPARED, compare_table, quote
+from services.replay.reader import ReplayError, read_until
+from services.replay.report import ReplayReport
+
+DEFAULT_BATCH = 10_000
+DEFAULT_DIFFERENCES = 20
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,49}$")
+
+#: ``(positions done, positions in all, events applied, seconds since the start)``.
+Progress = Callable[[int, int, int, float], None]
+
+
+def default_schema(now: datetime) -> str:
+    return "replay_" + now.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def check_schema_name(name: str) -> str:
+    """A schema name the replay may create: lower-case letters, digits, underscores."""
+    if not _SCHEMA_NAME.match(name):
+        raise ReplayError(
+            f"schema: {name!r} is not a plain lower-case name of at most 50 characters "
+            "(letters, digits, _; not starting with a digit)"
+        )
+    return name
+
+
+class StderrProgress:
+    """Prints progress to stderr at most once a second: events/s and the ETA to the end."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self._interval = interval_s
+        self._last = -interval_s
+
+    def __call__(self, done: int, total: int, applied: int, elapsed: float) -> None:
+        if elapsed - self._last < self._interval and done < total:
+            return
+        self._last = elapsed
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f"{(total - done) / rate:,.0f} s" if rate > 0 else "?"
+        share = 100 * done / total if total else 100.0
+        print(
+            f"replay: {done:,}/{total:,} records ({share:.0f}%), {applied:,} events folded, "
+            f"{rate:,.0f} events/s, ETA {eta}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+async def replay(
+    settings: Settings,
+    schema: str | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    keep: bool = False,
+    differences: int = DEFAULT_DIFFERENCES,
+    progress: Progress | None = None,
+) -> ReplayReport:
+    """Rebuild the projections from offset 0 into ``schema`` and compare them with live ones.
+
+    One transaction per batch of ``batch_size`` records, through the live projector's decode and
+    :meth:`SubscriberStore.apply` (with ``side_effects=False``). The schema is dropped afterwards
+    when it equals the live tables, unless ``keep``; it is kept when they differ, for inspection.
+    """
+    name = check_schema_name(schema or default_schema(datetime.now(UTC)))
+    live = await asyncpg.connect(settings.database_url)
+    try:
+        snapshot = live.transaction(isolation="repeatable_read", readonly=True)
+        await snapshot.start()
+        live_schema: str = await live.fetchval("SELECT current_schema()")
+        ends = {
+            row["partition"]: row["next_offset"]
+            for row in await live.fetch(
+                "SELECT partition, next_offset FROM projector_offsets"
+                " WHERE projection = $1 AND topic = $2",
+                PROJECTION,
+                settings.ledger_topic,
+            )
+        }
+        await _create_schema(settings.database_url, name)
+        started = time.perf_counter()
+        try:
+            counts = await _rebuild(settings, name, ends, batch_size, progress, started)
+        except BaseException:
+            await drop_schema(settings.database_url, name)  # half a rebuild is of no use
+            raise
+        seconds = time.perf_counter() - started
+        tables = []
+        rebuilt = await asyncpg.connect(settings.database_url)
+        try:
+            async with rebuilt.transaction(isolation="repeatable_read", readonly=True):
+                for table in COMPARED:
+                    tables.append(
+                        await compare_table(
+                            live, live_schema, rebuilt, name, table, settings.ledger_topic,
+                            differences,
+                        )
+                    )  # fmt: skip
+        finally:
+            await rebuilt.close()
+        await snapshot.rollback()
+    finally:
+        await live.close()
+    equal = all(t.equal for t in tables)
+    kept = keep or not equal
+    if not kept:
+        await drop_schema(settings.database_url, name)
+    return ReplayReport(
+        replay_schema=name,
+        live_schema=live_schema,
+        topic=settings.ledger_topic,
+        ends=ends,
+        seconds=round(seconds, 3),
+        events_per_s=round(counts["records"] / seconds, 1) if seconds > 0 else 0.0,
+        tables=tables,
+        equal=equal,
+        kept=kept,
+        **counts,
+    )
+
+
+async def _create_schema(database_url: str, name: str) -> None:
+    """The schema, with every table the migrations create (so the store finds what it writes)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", name)
+        if exists:
+            raise ReplayError(f"schema: {name!r} exists already; name another or drop it")
+        await conn.execute(f"CREATE SCHEMA {quote(name)}")
+    finally:
+        await conn.close()
+    await apply_migrations(database_url, schema=name)
+
+
+async def drop_schema(database_url: str, name: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"DROP SCHEMA {quote(name)} CASCADE")
+    finally:
+        await conn.close()
+
+
+async def _rebuild(
+    settings: Settings,
+    schema: str,
+    ends: Mapping[int, int],
+    batch_size: int,
+    progress: Progress | None,
+    started: float,
+) -> dict[str, Any]:
+    """Decode each batch while PostgreSQL writes the previous one (batches stay in order)."""
+    pool = await create_pool(settings.database_url, max_size=1, schema=schema)
+    live = await create_pool(settings.database_url, max_size=1)  # the data keys live there
+    keys = KeyStore(live, load_secrets(settings).master)
+    store = SubscriberStore(pool, settings.ledger_topic, side_effects=False)
+    counts = {"records": 0, "applied": 0, "undecodable": 0}
+    reached = dict.fromkeys(ends, 0)
+    writing: asyncio.Task[BatchResult] | None = None
+
+    async def written() -> None:
+        if writing is None:
+            return
+        counts["applied"] += (await writing).applied
+        if progress is not None:
+            elapsed = time.perf_counter() - started
+            progress(sum(reached.values()), sum(ends.values()), counts["applied"], elapsed)
+
+    try:
+        await store.claim_partitions(ends)
+        async for batch in read_until(
+            settings.kafka_options(), settings.ledger_topic, ends, batch_size
+        ):
+            decoded: list[LedgerRecord] = []
+            for record in batch.records:
+                try:
+                    decoded.append(decode_record(record))
+                except (ValueError, ValidationError):  # the live projector dead-lettered it
+                    counts["undecodable"] += 1
+            good = []
+            for result in await open_all(decoded, keys):
+                if isinstance(result, TamperedError):  # dead-lettered live, too
+                    counts["undecodable"] += 1
+                else:
+                    good.append(result)
+            await written()
+            counts["records"] += len(batch.records)
+            reached.update(batch.ends)
+            writing = asyncio.create_task(store.apply(good, batch.ends))
+        await written()
+        return counts
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            await asyncio.gather(writing, return_exceptions=True)
+        await pool.close()
+        await live.close()
