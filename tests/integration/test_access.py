@@ -12,7 +12,6 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from services.access.tokens import ROLES, Role, TokenStore
 from services.config import Settings
@@ -53,11 +52,12 @@ OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oaut
 
 
 def routes(service: str, app: FastAPI) -> set[tuple[str, str, str]]:
+    """Every (method, path) the app serves, as its OpenAPI document lists them."""
     return {
-        (service, method, route.path)
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.path not in OPEN
-        for method in route.methods or ()
+        (service, method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path not in OPEN
+        for method in operations
     }
 
 
@@ -167,7 +167,7 @@ async def _prepare(settings: Settings, intake: httpx.AsyncClient, dpo: str) -> W
         return answer.status_code == 200
 
     await eventually(projected)
-    db = await asyncpg.create_pool(settings.database_url, max_size=1)
+    db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     try:
         spares = [(await TokenStore(db).create("crm", "spare"))[1].token_id for _ in range(1)]
     finally:
@@ -176,7 +176,7 @@ async def _prepare(settings: Settings, intake: httpx.AsyncClient, dpo: str) -> W
 
 
 async def _bad_tokens(settings: Settings) -> dict[str, str | None]:
-    db = await asyncpg.create_pool(settings.database_url, max_size=1)
+    db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     try:
         store = TokenStore(db)
         expired, _ = await store.create(
