@@ -25,8 +25,3 @@ def link(previous: bytes, value: bytes) -> bytes:
 def canonical(payload: dict[str, Any]) -> bytes:
     """The canonical bytes of a parsed event: what ``codec.encode`` writes for it."""
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-
-
-def scrubbed(payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload as the mirror keeps it after the subject's erasure (personal section empty)."""
-    return {**payload, "personal": {}} if "personal" in payload else payload

@@ -34,9 +34,19 @@ EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 #: Producers' clocks drift; more than this in the future is a bad date, not drift.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
+
+def _not_an_address(value: str) -> str:
+    """A subject id travels in clear (Kafka keys, URLs, logs): it must not be an address."""
+    local, at, domain = value.partition("@")
+    if at and local and "." in domain:
+        raise ValueError("must not be an e-mail address; name the person by personal.email")
+    return value
+
+
 SubjectId = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"),
+    AfterValidator(_not_an_address),
     Field(
         description="Stable pseudonymous id of the person (CRM id or UUID); never an e-mail.",
         examples=["crm-000123"],
@@ -48,7 +58,19 @@ PurposeId = Annotated[
     Field(description="Purpose of processing, as named in the register.", examples=["newsletter"]),
 ]
 B64URL = r"^[A-Za-z0-9_-]+$"
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+#: Free text must be storable everywhere the event goes (PostgreSQL text and jsonb refuse NUL).
+NoNul = AfterValidator(_no_nul)
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), NoNul
+]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -94,8 +116,8 @@ class PersonalData(Strict):
 
     email: EmailStr | None = None
     ip_address: IPv4Address | IPv6Address | None = None
-    user_agent: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    note: Annotated[str, StringConstraints(max_length=4000)] | None = Field(
+    user_agent: Annotated[str, StringConstraints(max_length=1000), NoNul] | None = None
+    note: Annotated[str, StringConstraints(max_length=4000), NoNul] | None = Field(
         default=None, description="Free text (a phone note, a letter's wording)."
     )
 

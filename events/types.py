@@ -7,6 +7,8 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
+from events.envelope import NoNul
+
 LegalBasis = Literal["consent", "legitimate_interest"]
 Language = Annotated[
     str,
@@ -25,6 +27,7 @@ RequestId = Annotated[UUID, Field(description="The rights request this event bel
 Reasons = Annotated[
     str,
     StringConstraints(min_length=1, max_length=4000, strip_whitespace=True),
+    NoNul,
     Field(
         description="Reasons as told to the person. Part of the legal record: write them "
         "without personal data (name the request, not the person)."

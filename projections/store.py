@@ -202,7 +202,7 @@ class SubscriberStore:
             [r.offset for r in records],
             [e.subject_id for e in events],
             [e.type for e in events],
-            [e.schema_version for e in events],
+            [r.payload["schema_version"] for r in records],  # as appended (before upcasting)
             [purpose_of(e) for e in events],
             [e.occurred_at for e in events],
             [e.recorded_at for e in events],

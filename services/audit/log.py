@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TypeAlias
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -11,10 +11,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
-async def iterate_log(bootstrap: str, topic: str) -> AsyncIterator[Record]:
+async def iterate_log(kafka: Mapping[str, Any], topic: str) -> AsyncIterator[Record]:
     """Every committed record of ``topic``, from offset 0 to its end when the read began, in
     offset order within each partition. No consumer group, nothing committed."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
@@ -23,9 +23,7 @@ async def iterate_log(bootstrap: str, topic: str) -> AsyncIterator[Record]:
     if described.get("error_code"):
         raise LookupError(f"topic {topic!r} cannot be read (Kafka error {described['error_code']})")
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**kafka, isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(partitions)
@@ -40,7 +38,7 @@ async def iterate_log(bootstrap: str, topic: str) -> AsyncIterator[Record]:
         await consumer.stop()
 
 
-async def read_log(bootstrap: str, topic: str) -> list[Record]:
+async def read_log(kafka: Mapping[str, Any], topic: str) -> list[Record]:
     """The whole topic at once, by partition and offset (for small topics: tests, tools)."""
-    records = [record async for record in iterate_log(bootstrap, topic)]
+    records = [record async for record in iterate_log(kafka, topic)]
     return sorted(records, key=lambda r: (r.partition, r.offset))

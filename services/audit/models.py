@@ -65,7 +65,6 @@ class PartitionSummary(BaseModel):
     chained: int = Field(description="Positions the mirror's chain holds.")
     pending: int = Field(description="Log positions the projector has not reached yet.")
     duplicates: int = Field(description="Positions repeating an earlier event (retried appends).")
-    redacted: int = Field(description="Mirror rows whose personal section an erasure emptied.")
     head: Hex64 | None = Field(description="The hash of the last chained position.")
 
 

@@ -10,7 +10,6 @@ altered row gives one finding, not one for every later position.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from events.chain import GENESIS, canonical, link, scrubbed
+from events.chain import GENESIS, canonical, link
 from events.codec import DecodeError, decode_raw
 from projections.chain import Head, read_heads
 from projections.db import Conn, create_pool
@@ -59,7 +58,7 @@ async def verify_ledger(
     finally:
         await pool.close()
     log = LogChain(findings)
-    async for record in iterate_log(settings.kafka_bootstrap, settings.ledger_topic):
+    async for record in iterate_log(settings.kafka_options(), settings.ledger_topic):
         log.add(record)
     return build_report(
         settings.ledger_topic, log.positions, partitions, findings, checkpoints, key
@@ -72,7 +71,6 @@ class LogPosition:
 
     event_id: UUID
     hash: bytes
-    scrubbed_digest: bytes  # SHA-256 of its canonical bytes with the personal section emptied
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +93,10 @@ class Partition:
     chain: list[ChainRow] = field(default_factory=list)
     head: Head | None = None
     projected_to: int = 0  # the projector's next offset: positions below it must be chained
-    erased_at: dict[str, int] = field(default_factory=dict)  # subject -> last erasure offset
 
 
 #: Records a finding at the chain row being checked.
 Found = Callable[[FindingKind, str], None]
-
-
-def _digest(payload: dict[str, Any]) -> bytes:
-    return hashlib.sha256(canonical(scrubbed(payload))).digest()
 
 
 class LogChain:
@@ -130,7 +123,7 @@ class LogChain:
         digest = link(self._heads.get(record.partition, GENESIS), value)
         self._heads[record.partition] = digest
         self.positions.setdefault(record.partition, {})[record.offset] = LogPosition(
-            event.event_id, digest, _digest(payload)
+            event.event_id, digest
         )
 
 
@@ -158,12 +151,6 @@ ORDER BY e.partition, e."offset"
 """
 _PROJECTED = """
 SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2
-"""
-#: From the payloads, which the chain covers, not from the columns beside them.
-_ERASURES = """
-SELECT payload->>'subject_id' AS subject_id, partition, max("offset") AS "offset"
-FROM ledger_events WHERE topic = $1 AND payload->>'type' = 'subject.erased'
-GROUP BY 1, partition
 """
 #: The mirror's columns are copies of payload fields (reads filter on them): all must agree.
 _COLUMNS_OFF = """
@@ -198,8 +185,6 @@ async def read_mirror(
         part(head.partition).head = head
     for row in await conn.fetch(_PROJECTED, PROJECTION, topic):
         part(row["partition"]).projected_to = row["next_offset"]
-    for row in await conn.fetch(_ERASURES, topic):
-        part(row["partition"]).erased_at[row["subject_id"]] = row["offset"]
     for row in await conn.fetch(_COLUMNS_OFF, topic):
         if row["columns"]:
             findings.append(
@@ -227,7 +212,7 @@ def check_partition(p: Partition, findings: list[Finding]) -> PartitionSummary:
     """Check one partition's mirror chain link by link and against the log's chain."""
     previous = GENESIS
     first_copy: dict[UUID, int] = {}
-    duplicates = redacted = 0
+    duplicates = 0
     for row in p.chain:
 
         def found(kind: FindingKind, detail: str, row: ChainRow = row) -> None:
@@ -239,14 +224,10 @@ def check_partition(p: Partition, findings: list[Finding]) -> PartitionSummary:
         if row.event_id in first_copy:
             duplicates += 1
         first_copy.setdefault(row.event_id, row.offset)
-        is_redacted = False
         if row.payload is None:
             found("missing", "the chain has this event here, but the mirror has no row for it")
         elif link(row.prev_hash, canonical(row.payload)) != row.hash:
-            if _redacted_by_erasure(p, row):
-                is_redacted = True
-                redacted += 1
-            elif first_copy[row.event_id] != row.offset:
+            if first_copy[row.event_id] != row.offset:
                 found(
                     "changed",
                     f"the log holds this event again (first at offset "
@@ -254,7 +235,7 @@ def check_partition(p: Partition, findings: list[Finding]) -> PartitionSummary:
                 )
             else:
                 found("changed", "the mirror's payload does not hash to the chain here")
-        _compare_with_log(p, row, is_redacted, found)
+        _compare_with_log(p, row, found)
     chained = {row.offset for row in p.chain}
     next_offset = max(p.head.next_offset if p.head else 0, p.projected_to)
     pending = 0
@@ -290,20 +271,11 @@ def check_partition(p: Partition, findings: list[Finding]) -> PartitionSummary:
         chained=len(p.chain),
         pending=pending,
         duplicates=duplicates,
-        redacted=redacted,
         head=p.chain[-1].hash.hex() if p.chain else None,
     )
 
 
-def _redacted_by_erasure(p: Partition, row: ChainRow) -> bool:
-    """The row's personal section was emptied by a later erasure of its subject (the mirror's
-    payload no longer hashes to the chain; the log comparison checks the rest of it)."""
-    payload = row.payload or {}
-    erased = p.erased_at.get(str(payload.get("subject_id")))
-    return payload.get("personal") == {} and erased is not None and row.offset < erased
-
-
-def _compare_with_log(p: Partition, row: ChainRow, redacted: bool, found: Found) -> None:
+def _compare_with_log(p: Partition, row: ChainRow, found: Found) -> None:
     position = p.log.get(row.offset)
     if position is None:
         found("inserted", "the chain has a position that the log does not have")
@@ -311,8 +283,6 @@ def _compare_with_log(p: Partition, row: ChainRow, redacted: bool, found: Found)
         found("changed", f"the log has event {position.event_id} at this position")
     elif position.hash != row.hash:
         found("changed", "the chain's hash here differs from the one recomputed from the log")
-    elif redacted and row.payload is not None and _digest(row.payload) != position.scrubbed_digest:
-        found("changed", "the (erased) mirror row differs from the log beyond its personal data")
 
 
 def check_checkpoints(
@@ -385,7 +355,7 @@ def render(report: VerifyReport) -> str:
         head = s.head[:16] + "…" if s.head else "-"
         lines.append(
             f"  partition {s.partition}: {s.log_positions} on the log, {s.chained} chained, "
-            f"{s.pending} pending, {s.duplicates} duplicate, {s.redacted} erased; head {head}"
+            f"{s.pending} pending, {s.duplicates} duplicate; head {head}"
         )
     if report.checkpoints_checked:
         lines.append(f"  checkpoints checked: {report.checkpoints_checked}")

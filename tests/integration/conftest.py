@@ -202,7 +202,7 @@ async def read_topic(settings: Settings, topic: str) -> list[TopicRecord]:
     """Every committed record of a topic, from the start to its current end."""
     return [
         TopicRecord(r.partition, r.offset, r.key, r.value or b"", dict(r.headers))
-        for r in await read_log(settings.kafka_bootstrap, topic)
+        for r in await read_log(settings.kafka_options(), topic)
     ]
 
 

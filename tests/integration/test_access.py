@@ -169,7 +169,9 @@ async def _prepare(settings: Settings, intake: httpx.AsyncClient, dpo: str) -> W
     await eventually(projected)
     db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     try:
-        spares = [(await TokenStore(db).create("crm", "spare"))[1].token_id for _ in range(1)]
+        # DELETE /v1/tokens/{id} is called once per caller kind; each call takes its own token.
+        callers = len(ROLES) + 5
+        spares = [(await TokenStore(db).create("crm", "spare"))[1].token_id for _ in range(callers)]
     finally:
         await db.close()
     return World(requests, spares, given.json()["events"][0]["event_id"])

@@ -115,6 +115,12 @@ BAD_SINGLE = [
     pytest.param(_without("occurred_at"), "occurred_at", "Field required", id="missing-field"),
     pytest.param(_bad(subject_id=42), "subject_id", "valid string", id="mistyped-field"),
     pytest.param(
+        _bad(subject_id="maija@example.fi"), "subject_id", "not be an e-mail", id="address-as-id"
+    ),
+    pytest.param(
+        _bad(personal={"note": "a\u0000b"}), "personal.note", "NUL character", id="nul-in-text"
+    ),
+    pytest.param(
         _bad(occurred_at="2024-02-30T10:00:00Z"), "occurred_at", "day value", id="no-such-day"
     ),
     pytest.param(

@@ -71,7 +71,7 @@ async def test_a_withdrawal_is_erased_once_before_and_after_the_projection_caugh
     events = await ledger(settings)
     (erasure,) = of_type(events, "subject.erased")
     withdrawal = of_type(events, "consent.withdrawn")[0]
-    assert erasure["data"] == {"grounds": "retention", "purpose": "newsletter"}
+    assert erasure["data"] == {"grounds": "retention", "purpose": "newsletter", "key_generation": 1}
     assert erasure["occurred_at"] == withdrawal["occurred_at"]  # grace_days = 0
     assert erasure["source"] == {"system": "consent-ledger", "actor": "retention-job"}
     assert "email" not in json.dumps(erasure["personal"])

@@ -49,7 +49,7 @@ def test_cluster_id_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert "kafka.logs.dir" in paths.log4j.read_text()
 
 
-def test_topics_ledger_forever_intake_one_week_feed_compacted() -> None:
+def test_topics_ledger_forever_intake_one_week_dead_letters_a_month_feed_compacted() -> None:
     settings = Settings(ledger_partitions=12)
     ledger, intake, dead, feed = topic_specs(settings)
     assert (ledger.name, ledger.num_partitions, ledger.replication_factor) == (
@@ -65,7 +65,7 @@ def test_topics_ledger_forever_intake_one_week_feed_compacted() -> None:
     assert (intake.name, intake.num_partitions) == (settings.intake_topic, 3)
     assert intake.topic_configs["retention.ms"] == str(SEVEN_DAYS_MS) == "604800000"
     assert (dead.name, dead.num_partitions) == (settings.dead_letter_topic, 1)
-    assert dead.topic_configs["retention.ms"] == "-1"
+    assert dead.topic_configs["retention.ms"] == str(30 * 24 * 3600 * 1000)  # may hold e-mails
     assert (feed.name, feed.num_partitions) == (settings.feed_topic, settings.feed_partitions)
     assert feed.topic_configs["cleanup.policy"] == "compact"
     assert feed.topic_configs["max.compaction.lag.ms"] == "86400000"
