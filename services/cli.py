@@ -275,11 +275,25 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_with_pool(settings, rotate))
 
 
+def cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
+    from services.audit.signing import signing_key
+    from services.privacy.secrets import ensure_local_secrets, local_secrets_dir
+
+    ensure_local_secrets(settings)
+    signing_key(settings)
+    print(f"secrets ready in {local_secrets_dir(settings)} and {settings.stack_dir}")
+    return 0
+
+
 def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
     from events.sealing import MasterKey
 
     path = Path(args.file)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"consent-ledger: {path} exists; a key file is never overwritten", file=sys.stderr)
+        return 1
     with os.fdopen(fd, "w") as out:
         out.write(MasterKey.generate_text() + "\n")
     print(f"wrote a new master key to {path} (mode 0600)")
@@ -612,6 +626,13 @@ def build_parser() -> argparse.ArgumentParser:
         "keys", help="the master key", description="Generate and rotate the master key."
     )
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    add(
+        keys_sub,
+        "init",
+        cmd_keys_init,
+        "create the master key, identity secret and signing key in the stack dir unless they "
+        "exist (for deployments without configured secrets, e.g. docker-compose)",
+    )
     generate = add(keys_sub, "generate", cmd_keys_generate, "write a new master key to a file")
     generate.add_argument("file")
     rotate = add(

@@ -55,6 +55,12 @@ def test_stack_status_names_kafka_and_the_database(stack_settings: Settings) -> 
         ("projector",),
         ("migrate",),
         ("topics", "create"),
+        ("tokens", "create"),
+        ("tokens", "list"),
+        ("tokens", "revoke"),
+        ("keys", "init"),
+        ("keys", "generate"),
+        ("keys", "rotate"),
         ("schemas", "export"),
         ("replay",),
         ("as-of", "subject"),
@@ -65,6 +71,39 @@ def test_every_command_has_help(stack_settings: Settings, command: tuple[str, ..
     done = run_cli(stack_settings, *command, "--help")
     assert done.returncode == 0, done.stderr
     assert "usage: consent-ledger" in done.stdout
+
+
+def test_tokens_are_issued_listed_and_revoked_through_the_cli(settings: Settings) -> None:
+    created = run_cli(settings, "tokens", "create", "--role", "auditor", "--label", "cli test",
+                      "--grant", "personal_data", "--expires-in-days", "3")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    issued = json.loads(created.stdout)
+    assert (issued["role"], issued["grants"]) == ("auditor", ["personal_data"])
+    assert issued["token"].startswith(f"clt.{issued['token_id']}.")
+    listed = run_cli(settings, "tokens", "list")
+    assert issued["token_id"] in listed.stdout
+    assert "active" in listed.stdout
+    assert issued["token"].rsplit(".", 1)[1] not in listed.stdout, "secrets are never shown again"
+    assert run_cli(settings, "tokens", "revoke", issued["token_id"]).returncode == 0
+    assert "revoked" in run_cli(settings, "tokens", "list").stdout
+    again = run_cli(settings, "tokens", "revoke", issued["token_id"])
+    assert again.returncode == 1
+    assert "no unrevoked token" in again.stderr
+    bad = run_cli(settings, "tokens", "create", "--role", "root", "--label", "x")
+    assert bad.returncode == 2
+    assert "invalid choice: 'root'" in bad.stderr
+
+
+def test_a_new_master_key_is_generated_privately_and_rotated_to(
+    settings: Settings, tmp_path: Path
+) -> None:
+    new = tmp_path / "master.key"
+    assert run_cli(settings, "keys", "generate", str(new)).returncode == 0
+    assert new.stat().st_mode & 0o777 == 0o600
+    assert run_cli(settings, "keys", "generate", str(new)).returncode != 0, "never overwritten"
+    rotated = run_cli(settings, "keys", "rotate", "--new-key-file", str(new))
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.startswith("rewrapped 0 data keys")
 
 
 def test_migrate_and_topics_create_are_idempotent(settings: Settings) -> None:
