@@ -217,6 +217,7 @@ class Run:
     async def measure(self) -> None:
         await step("raw limits", self.raw_limits())
         await step("projection", self.projection())
+        await step("replay", self.replay())
         if "projector" not in {c.name for c in self.children}:
             self.children.append(await children.start("projector", self.s))
         say("starting intake")
@@ -226,6 +227,15 @@ class Run:
         await step("HTTP open loop", self.http_open_loop())
         await step("end-to-end lag", self.lag())
         await step("Kafka intake topic", self.kafka_intake())
+
+    async def replay(self) -> None:
+        from services.replay.run import replay
+
+        say("replay: rebuilding the projections from offset 0 into a scratch schema")
+        report = await replay(self.s)
+        self.m.replay = Count(report.applied, report.seconds)
+        self.m.replay_equal = report.equal
+        say(f"replay: {_rate(self.m.replay)} events/s; equal to live: {report.equal}")
 
     async def raw_limits(self) -> None:
         n = min(self.config.events, self.config.raw_max)
@@ -427,7 +437,6 @@ def main(config: Config) -> int:
         },
         "notes": [
             "raw producer: idempotent, acks=all, one transaction per 5,000 records (as intake)",
-            "replay: does not exist yet",
         ],
     }
     out.parent.mkdir(parents=True, exist_ok=True)

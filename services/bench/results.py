@@ -30,7 +30,7 @@ LAG_MAX_P99_MS = 500.0
 LAG_TARGET_LOAD = 5_000.0
 RSS_MAX_MB = 250.0
 
-REPLAY = "n/a (replay does not exist yet)"
+REPLAY_MIN_EVENTS_S = 30_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,8 @@ class Measured:
     raw_producer: Count | None = None
     raw_copy: Count | None = None
     projection: Count | None = None
+    replay: Count | None = None
+    replay_equal: bool | None = None
     kafka_intake: Count | None = None
     kafka_produce_s: float | None = None
     http_batch: Count | None = None
@@ -86,6 +88,10 @@ class Measured:
     lag: OpenLoop | None = None
     lag_unseen: int = 0
     peak_rss_mb: dict[str, float | None] = field(default_factory=dict)
+
+
+def _equal(equal: bool | None) -> str:
+    return "not compared" if equal is None else ("equal" if equal else "DIFFERENT")
 
 
 def _per_s(count: Count | None) -> float | None:
@@ -164,7 +170,16 @@ def build_rows(m: Measured) -> list[Row]:
         ),
         _e2e_row(m, producer),
         *_lag_rows(m.lag, m.lag_unseen),
-        Row("replay", "replay of the ledger", None, "", text=REPLAY),
+        _rate_row(
+            "replay", "full rebuild from offset 0 (consent-ledger replay)", m.replay, "events/s",
+            _done(m.replay, "events")
+            + f"; the pre-filled ledger, compared with live: {_equal(m.replay_equal)}",
+            copy, "raw COPY",
+            Target(
+                f">= {number(REPLAY_MIN_EVENTS_S)} events/s",
+                at_least(_per_s(m.replay), REPLAY_MIN_EVENTS_S),
+            ),
+        ),
         *(
             Row(
                 "memory", f"{name} peak RSS (VmHWM)", mb, "MB",

@@ -25,7 +25,7 @@ from services.bench.report import (
     to_json,
     under_load,
 )
-from services.bench.results import REPLAY, Count, Measured, OpenLoop, build_rows
+from services.bench.results import Count, Measured, OpenLoop, build_rows
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -145,6 +145,7 @@ def test_rows_compare_with_the_raw_limit_that_applies() -> None:
     m.http_batch = Count(10_000, 1.0)  # 10,000/s
     m.end_to_end = Count(10_000, 0.4)  # 25,000/s: 62.5% of the producer
     m.projection = Count(10_000, 0.5)  # 20,000/s: 20% of COPY
+    m.replay, m.replay_equal = Count(10_000, 2.0), True  # 5,000/s: below the 30,000 target
     m.kafka_intake = Count(10_000, None)
     m.lag = OpenLoop(200, 10, 2_000, 2_000, 200, latencies([5.0] * 100))
     m.peak_rss_mb = {"intake": 120.0, "projector": 260.0}
@@ -164,7 +165,11 @@ def test_rows_compare_with_the_raw_limit_that_applies() -> None:
     lag = by_name["lag p99, HTTP 202 -> row visible"]
     assert lag.target is not None
     assert lag.target.verdict.startswith("not shown")
-    assert by_name["replay of the ledger"].text == REPLAY
+    replay = by_name["full rebuild from offset 0 (consent-ledger replay)"]
+    assert replay.value == pytest.approx(5_000)
+    assert replay.target is not None
+    assert replay.target.verdict == NOT_MET
+    assert "compared with live: equal" in replay.conditions
     rss = by_name["projector peak RSS (VmHWM)"]
     assert rss.target is not None
     assert rss.target.verdict == NOT_MET
