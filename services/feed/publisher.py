@@ -13,7 +13,6 @@ subject's records in version order on the topic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from projections.feed import FeedChange
+from services.messaging.producers import started_producer, stop_quietly
 
 _LOCK_ID = 7_263_005
 _PENDING = """
@@ -103,27 +103,16 @@ class FeedPublisher:
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(
+            self._producer = await started_producer(
                 **self._kafka_options,
-                enable_idempotence=True,
-                acks="all",
                 linger_ms=5,
                 request_timeout_ms=int(self._timeout_s * 1000),
             )
-            try:
-                await producer.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(producer.stop(), 2)
-                raise
-            self._producer = producer
         return self._producer
 
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 5)
+        await stop_quietly(producer)
 
 
 def _change(row: asyncpg.Record) -> dict[str, Any]:

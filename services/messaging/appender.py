@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from services.messaging.producers import started_producer, stop_quietly
 from services.metrics import APPEND_BATCH_RECORDS, APPEND_SECONDS
 
 log = logging.getLogger(__name__)
@@ -148,31 +149,20 @@ class Appender:
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(
+            self._producer = await started_producer(
                 **self._kafka,
-                enable_idempotence=True,
                 transactional_id=self._transactional_id,
-                acks="all",
                 linger_ms=2,
                 request_timeout_ms=int(self._timeout_s * 1000),
                 # A transaction left open by a crashed process holds back read_committed
                 # readers until the broker aborts it: keep that short.
                 transaction_timeout_ms=int(self._timeout_s * 2000),
             )
-            try:
-                await producer.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(producer.stop(), 2)
-                raise
-            self._producer = producer
         return self._producer
 
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 5)
+        await stop_quietly(producer)
 
 
 def _merge_offsets(jobs: list[_Job]) -> dict[str, dict[TopicPartition, int]]:
