@@ -120,7 +120,14 @@ async def serve(
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     )
-    task = asyncio.create_task(server.serve())
+
+    async def run() -> None:
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn exits when it cannot bind: not the test loop's end
+            raise RuntimeError(f"the server did not start (exit {exc.code})") from None
+
+    task = asyncio.create_task(run())
     while not server.started:
         if task.done():
             task.result()

@@ -15,6 +15,7 @@ from projections.rows import state_from_row
 from projections.state import fold
 from services.config import Settings
 from services.projector.main import create_app
+from services.stack.ports import free_port
 from tests.integration.conftest import (
     append_events,
     consent_stream,
@@ -80,7 +81,7 @@ async def test_a_second_instance_and_a_new_group_change_no_row(
     events = consent_stream(subjects=40, events_per_subject=5)
     await append_events(settings, events)
     second = settings.model_copy(update={"projector_group": settings.projector_group + "-b"})
-    second = second.model_copy(update={"projector_port": settings.projector_port + 1})
+    second = second.model_copy(update={"projector_port": free_port()})
     async with (
         serve(create_app(settings), settings.projector_port),
         serve(create_app(second), second.projector_port),
