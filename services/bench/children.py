@@ -56,6 +56,13 @@ async def start(name: str, settings: Settings) -> Child:
     return child
 
 
+def start_worker(name: str, settings: Settings) -> Child:
+    """Spawn ``consent-ledger <name>`` for a service with no HTTP side (the feed publisher)."""
+    child = Child(name, "", runner.spawn(name, settings))
+    stack.register_service(settings, name, "", child.process.pid)
+    return child
+
+
 async def stop(child: Child, settings: Settings) -> None:
     """Read the child's peak RSS, then stop it (SIGTERM; SIGKILL after 15 s)."""
     if child.process.poll() is None:

@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from projections.migrations import apply
 from services import stack
-from services.bench import children, pipeline, raw, report, workload
+from services.bench import children, feed_latency, pipeline, raw, report, workload
 from services.bench.http_load import LoadResult
 from services.bench.results import Count, Measured, OpenLoop, build_rows
 from services.config import ROOT, Settings
@@ -48,6 +48,7 @@ class Config:
     http_seconds: float = 10.0
     lag_rate: float = 200.0  # events/s offered while measuring the end-to-end lag
     lag_seconds: float = 10.0
+    feed_withdrawals: int = 100  # withdrawals timed through to the feed, one every 100 ms
     batch_clients: int = 4
     capacity_workers: int = 64
     capacity_seconds: float = 5.0
@@ -220,12 +221,14 @@ class Run:
         await step("replay", self.replay())
         if "projector" not in {c.name for c in self.children}:
             self.children.append(await children.start("projector", self.s))
-        say("starting intake")
+        say("starting intake and the feed publisher")
         self.children.append(await children.start("intake", self.s))
+        self.children.append(children.start_worker("feed", self.s))
         await step("HTTP batches", self.http_batches())
         await step("HTTP capacity", self.http_capacity())
         await step("HTTP open loop", self.http_open_loop())
         await step("end-to-end lag", self.lag())
+        await step("feed latency", self.feed_latency())
         await step("Kafka intake topic", self.kafka_intake())
 
     async def replay(self) -> None:
@@ -321,6 +324,15 @@ class Run:
             say(f"idle after {time.monotonic() - started:.1f} s")
         else:
             say(f"still busy after {self.config.timeout_s:.0f} s; going on")
+
+    async def feed_latency(self) -> None:
+        count, interval = self.config.feed_withdrawals, 0.1
+        say(f"feed: {count} withdrawals, one every {interval * 1000:.0f} ms, to the feed topic")
+        run = await feed_latency.measure(self.s, self.conn, count, interval)
+        self.m.feed = report.latencies([s * 1000 for s in run.latencies_s])
+        self.m.feed_missing = run.missing
+        self.m.feed_backlog_drained = run.backlog_drained
+        say(f"feed: {len(run.latencies_s)} seen, {run.missing} missing")
 
     async def lag(self) -> None:
         c = self.config

@@ -31,6 +31,7 @@ LAG_TARGET_LOAD = 5_000.0
 RSS_MAX_MB = 250.0
 
 REPLAY_MIN_EVENTS_S = 30_000.0
+FEED_MAX_MS = 1_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,9 @@ class Measured:
     projection: Count | None = None
     replay: Count | None = None
     replay_equal: bool | None = None
+    feed: Latencies | None = None
+    feed_missing: int = 0
+    feed_backlog_drained: bool = True
     kafka_intake: Count | None = None
     kafka_produce_s: float | None = None
     http_batch: Count | None = None
@@ -170,6 +174,7 @@ def build_rows(m: Measured) -> list[Row]:
         ),
         _e2e_row(m, producer),
         *_lag_rows(m.lag, m.lag_unseen),
+        _feed_row(m),
         _rate_row(
             "replay", "full rebuild from offset 0 (consent-ledger replay)", m.replay, "events/s",
             _done(m.replay, "events")
@@ -250,6 +255,23 @@ def _single_rows(run: OpenLoop | None, producer: float | None) -> list[Row]:
             ),
         ),
     ]  # fmt: skip
+
+
+def _feed_row(m: Measured) -> Row:
+    lat = m.feed
+    worst = None if lat is None else lat.max_ms
+    conditions = "withdrawals one every 100 ms over HTTP; time from each 202 to the feed record"
+    if lat is not None:
+        conditions += f"; {lat.count} seen, p50 {lat.p50_ms:,.0f} ms, p99 {lat.p99_ms:,.0f} ms"
+    if m.feed_missing:
+        conditions += f"; {m.feed_missing} never seen within 30 s"
+    if not m.feed_backlog_drained:
+        conditions += "; the feed's earlier backlog was not drained first"
+    verdict = at_most(None if m.feed_missing else worst, FEED_MAX_MS)
+    return Row(
+        "feed", "withdrawal -> feed says not eligible, max", worst, "ms", conditions,
+        target=Target(f"<= {number(FEED_MAX_MS)} ms under light load", verdict),
+    )  # fmt: skip
 
 
 def _lag_rows(run: OpenLoop | None, unseen: int) -> list[Row]:

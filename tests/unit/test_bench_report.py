@@ -11,6 +11,7 @@ from services.bench.pipeline import LagTracker, ends, request_shape
 from services.bench.report import (
     MET,
     NOT_MET,
+    Latencies,
     Row,
     Target,
     all_of,
@@ -218,3 +219,17 @@ def test_large_changes_the_defaults_and_explicit_sizes_win() -> None:
     assert large.lag_rate == 5_000.0  # the load the lag target names
     assert large.timeout_s >= large.events / 500
     assert configure(large=True, events=10).events == 10
+
+
+def test_the_feed_target_counts_the_slowest_withdrawal_and_any_missing_one() -> None:
+    m = Measured(events=1, subjects=1)
+    m.feed = Latencies(100, 120.0, 400.0, 450.0)
+    (row,) = [r for r in build_rows(m) if r.section == "feed"]
+    assert row.value == 450.0
+    assert row.target is not None
+    assert row.target.verdict == MET
+    m.feed_missing = 1
+    (row,) = [r for r in build_rows(m) if r.section == "feed"]
+    assert row.target is not None
+    assert row.target.verdict == NOT_MET
+    assert "1 never seen within 30 s" in row.conditions
