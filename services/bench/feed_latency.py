@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from services.bench import workload
 from services.bench.pipeline import intake_client
@@ -60,35 +60,31 @@ async def measure(
     settings: Settings, conn: asyncpg.Connection[Any], count: int, interval_s: float
 ) -> FeedRun:
     ready = await drained(conn, timeout_s=180)
-    consumer = AIOKafkaConsumer(**settings.kafka_options(), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        settings.feed_topic,
+        **settings.kafka_options(),
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     accepted: dict[str, float] = {}
     seen: dict[str, float] = {}
     loop = asyncio.get_running_loop()
+    sent = asyncio.Event()
+
+    async def watch() -> None:
+        while not (sent.is_set() and len(seen) >= len(accepted)):
+            batches = await consumer.getmany(timeout_ms=20)
+            now = loop.time()
+            for records in batches.values():
+                for record in records:
+                    subject = (record.key or b"").decode()
+                    if subject in accepted and subject not in seen and not _eligible(record.value):
+                        seen[subject] = now
+
+    watcher: asyncio.Task[None] | None = None
     try:
-        partitions = consumer.partitions_for_topic(settings.feed_topic) or set()
-        tps = [TopicPartition(settings.feed_topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        for tp in tps:
-            await consumer.position(tp)  # fix the start before the first withdrawal
-
-        sent = asyncio.Event()
-
-        async def watch() -> None:
-            while not (sent.is_set() and len(seen) >= len(accepted)):
-                batches = await consumer.getmany(timeout_ms=20)
-                now = loop.time()
-                for records in batches.values():
-                    for record in records:
-                        subject = (record.key or b"").decode()
-                        if (
-                            subject in accepted
-                            and subject not in seen
-                            and not _eligible(record.value)
-                        ):
-                            seen[subject] = now
-
+        await _positions_fixed(consumer)
         watcher = asyncio.create_task(watch())
         async with await intake_client(settings, 4) as http:
             for n in range(count):
@@ -98,11 +94,26 @@ async def measure(
                 await asyncio.sleep(interval_s)
         sent.set()
         with contextlib.suppress(TimeoutError):  # what has not come in 30 s is "missing"
-            await asyncio.wait_for(watcher, 30)
+            await asyncio.wait_for(asyncio.shield(watcher), 30)
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         await consumer.stop()
     latencies = [seen[s] - accepted[s] for s in accepted if s in seen]
     return FeedRun(sorted(latencies), len(accepted) - len(latencies), ready)
+
+
+async def _positions_fixed(consumer: AIOKafkaConsumer) -> None:
+    """Wait for the topic's partitions, and fix each one's start at its current end."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not consumer.assignment():
+        if loop.time() > deadline:
+            raise RuntimeError("the feed topic's partitions were not assigned within 30 s")
+        await consumer.getmany(timeout_ms=100)
+    for tp in consumer.assignment():
+        await consumer.position(tp)
 
 
 def _eligible(value: bytes | None) -> bool:
