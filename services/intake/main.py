@@ -14,7 +14,7 @@ from services.access.tokens import TokenStore
 from services.app import service_app
 from services.config import Settings
 from services.intake.http import (
-    body_limit_middleware,
+    BodyLimit,
     count_rejections,
     intake_call,
     intake_router,
@@ -73,5 +73,5 @@ def create_app(settings: Settings) -> FastAPI:
         ],
         on_rejected=count_rejections,
     )
-    app.middleware("http")(body_limit_middleware(MAX_BODY_BYTES))
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app
