@@ -8,13 +8,23 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
+#: The version byte that starts ``jsonb``'s binary wire format; the JSON text follows.
+_JSONB_V1 = b"\x01"
+
+
+def encode_jsonb(value: Any) -> bytes:
+    """A Python value as ``jsonb`` on the wire; ``bytes`` are taken as JSON text already (the
+    mirror stores an event's bytes as the log holds them, without encoding them again)."""
+    return _JSONB_V1 + (value if isinstance(value, bytes) else orjson.dumps(value))
+
+
+def decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     await conn.set_type_codec(
-        "jsonb",
-        encoder=lambda value: orjson.dumps(value).decode(),
-        decoder=orjson.loads,
-        schema="pg_catalog",
+        "jsonb", encoder=encode_jsonb, decoder=decode_jsonb, schema="pg_catalog", format="binary"
     )
 
 

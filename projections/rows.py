@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from projections.state import Mark, PurposeState, RequestState, SubjectState, eligibility
+from projections.state import Mark, PurposeState, RequestState, SubjectState, verdict
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -55,7 +55,7 @@ def purposes_to_json(state: SubjectState) -> dict[str, dict[str, Any]]:
     out = {}
     for purpose, p in sorted(state.purposes.items()):
         view = p.view(state.erased)
-        verdict = eligibility(state, purpose)
+        judged = verdict(state, view)
         out[purpose] = {
             "status": view.status,
             "legal_basis": view.legal_basis,
@@ -63,8 +63,8 @@ def purposes_to_json(state: SubjectState) -> dict[str, dict[str, Any]]:
             "changed_at": _iso(view.decided_by.at),
             "event_id": str(view.decided_by.event_id),
             "valid_until": _iso(view.valid_until),
-            "eligible": verdict.eligible,
-            "eligibility_reason": verdict.reason,
+            "eligible": judged.eligible,
+            "eligibility_reason": judged.reason,
             "marks": {name: mark_to_json(getattr(p, name)) for name in _MARKS},
         }
     return out

@@ -45,6 +45,9 @@ from events.requests import (
 from events.subject import Erased, Rectified, RestrictionApplied, RestrictionLifted
 from events.types import LegalBasis
 
+#: The only field of a personal section the fold reads: the projector opens no more than this.
+FOLDED_PERSONAL = frozenset({"email"})
+
 PurposeStatus = Literal["pending", "given", "withdrawn", "expired", "objected", "erased"]
 RequestStatus = Literal["open", "extended", "fulfilled", "rejected"]
 PurposeEvent = (
@@ -246,29 +249,25 @@ def _apply_purpose_event(state: SubjectState, event: PurposeEvent) -> SubjectSta
 
 
 def _marks_after(marks: PurposeState, event: PurposeEvent) -> PurposeState:
-    mark = Mark(event.occurred_at, event.event_id)
+    at, event_id = event.occurred_at, event.event_id
     match event:
         case ConsentGiven():
-            mark = replace(
-                mark, notice_version=event.data.notice_version, valid_until=event.data.valid_until
-            )
+            mark = Mark(at, event_id, event.data.notice_version, event.data.valid_until)
             if event.data.legal_basis == "consent":
                 return replace(marks, explicit=_later(marks.explicit, mark))
             return replace(marks, registration=_later(marks.registration, mark))
         case ConsentRequested():
-            mark = replace(mark, notice_version=event.data.notice_version)
+            mark = Mark(at, event_id, event.data.notice_version)
             return replace(marks, pending=_later(marks.pending, mark))
         case ConsentConfirmed():
-            mark = replace(
-                mark, notice_version=event.data.notice_version, valid_until=event.data.valid_until
-            )
+            mark = Mark(at, event_id, event.data.notice_version, event.data.valid_until)
             return replace(marks, explicit=_later(marks.explicit, mark))
         case ConsentWithdrawn():
-            return replace(marks, block=_later(marks.block, replace(mark, kind="withdrawn")))
+            return replace(marks, block=_later(marks.block, Mark(at, event_id, kind="withdrawn")))
         case ObjectionReceived():
-            return replace(marks, block=_later(marks.block, replace(mark, kind="objected")))
+            return replace(marks, block=_later(marks.block, Mark(at, event_id, kind="objected")))
         case ConsentExpired():
-            return replace(marks, expiry=_later(marks.expiry, mark))
+            return replace(marks, expiry=_later(marks.expiry, Mark(at, event_id)))
 
 
 def _newer_email(state: SubjectState, event: AnyEvent) -> str | None:
@@ -335,13 +334,17 @@ def eligibility(state: SubjectState, purpose: str) -> Eligibility:
     A consent's ``valid_until`` is not applied here (that needs a clock); readers compare it
     with their own "now", and the expiry job records the lapse as ``consent.expired``.
     """
+    return verdict(state, purpose_view(state, purpose))
+
+
+def verdict(state: SubjectState, view: PurposeView | None) -> Eligibility:
+    """:func:`eligibility` from a purpose's view, for callers that need both (the projector's
+    hot path computes each view once)."""
     if state.restricted_since is not None:
         since = state.restricted_since.date().isoformat()
         return Eligibility(False, f"processing restricted since {since}", state.last_event_id)
-    marks = state.purposes.get(purpose)
-    if marks is None:
+    if view is None:
         return Eligibility(False, "no consent or registration recorded", None)
-    view = marks.view(state.erased)
     on = view.decided_by.at.date().isoformat()
     if view.status != "given":
         return Eligibility(False, _NOT_GIVEN[view.status].format(on=on), view.decided_by.event_id)

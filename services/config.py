@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     intake_group: str = "consent-ledger-intake"
     projector_batch_max: int = Field(default=2000, ge=1)
     projector_batch_timeout_ms: int = Field(default=100, ge=1)
+    projector_writers: int = Field(default=2, ge=1)
 
     intake_host: str = "127.0.0.1"
     intake_port: int = 8080

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
 import orjson
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from events.catalog import AnyEvent
 from events.codec import DecodeError, decode_raw
 from events.sealing import DataKey, TamperedError, open_event
+from projections.state import FOLDED_PERSONAL
 from projections.store import PROJECTION, LedgerRecord, SubscriberStore
 from services.messaging.appender import Appender
 from services.messaging.dead_letters import dead_letter
@@ -61,12 +62,13 @@ def sealed_ref(event: AnyEvent) -> KeyRef | None:
 
 
 def opened(record: LedgerRecord, keys: Mapping[KeyRef, DataKey]) -> LedgerRecord:
-    """The record with its personal section opened; a destroyed key leaves it empty (erased).
+    """The record with what the fold reads of its personal section opened (the rest stays
+    sealed); a destroyed key leaves it empty (erased).
     Raises :class:`TamperedError` when the ciphertext or what it is bound to was changed."""
     ref = sealed_ref(record.event)
     if ref is None or ref not in keys:
         return record
-    return replace(record, event=open_event(record.event, keys[ref]))
+    return replace(record, event=open_event(record.event, keys[ref], FOLDED_PERSONAL))
 
 
 async def open_all(
@@ -98,18 +100,91 @@ async def retry_forever(action: Callable[[], Any], what: str) -> Any:
             delay, attempt = min(delay * 2, MAX_BACKOFF_S), attempt + 1
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A consumed batch made ready to write: decoded and opened, its poison dead-lettered."""
+
+    records: Sequence[Record]
+    good: Sequence[LedgerRecord]
+    consumer: AIOKafkaConsumer | None
+    started: float
+
+    def split(self, ways: int) -> list[Prepared]:
+        """The batch cut by partition into ``ways`` parts (partition ``p`` goes to part
+        ``p % ways``), each in log order."""
+        return [
+            replace(
+                self,
+                records=[r for r in self.records if r.partition % ways == part],
+                good=[r for r in self.good if r.partition % ways == part],
+            )
+            for part in range(ways)
+        ]
+
+
 class Projector:
-    """Handles one consumed batch of ledger records."""
+    """Handles consumed batches of ledger records in two stages joined by bounded queues.
+
+    The consumer's handler *prepares* a batch (decode, open, dead-letter the poison) and hands
+    it on, cut by partition, to ``writers`` writer tasks; each writes its batches in order, one
+    transaction each. So the next batch is decoded while PostgreSQL writes, and one writer folds
+    while another waits for PostgreSQL. A person's events share a partition (the key is the
+    subject id), so no two writers touch the same subject, and each transaction locks only its
+    own partitions' offset rows.
+
+    A handed-on batch is not yet stored, but nothing counts it as done before its transaction
+    commits: the offsets that count are the ones that transaction writes, and after a crash the
+    batch is read again.
+    """
 
     def __init__(
-        self, store: SubscriberStore, keys: KeyStore, dead_letters: Appender, dlq_topic: str
+        self,
+        store: SubscriberStore,
+        keys: KeyStore,
+        dead_letters: Appender,
+        dlq_topic: str,
+        *,
+        writers: int = 2,
+        depth: int = 1,
     ) -> None:
+        """``depth``: prepared batches that may wait for each writer (memory: one batch each)."""
         self._store = store
         self._keys = keys
         self._dead_letters = dead_letters
         self._dlq_topic = dlq_topic
+        self._queues: list[asyncio.Queue[Prepared]] = [
+            asyncio.Queue(maxsize=depth) for _ in range(writers)
+        ]
+        self._writers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._writers = [
+            asyncio.create_task(self._write_all(queue), name=f"projector-writer-{n}")
+            for n, queue in enumerate(self._queues)
+        ]
+
+    async def stop(self) -> None:
+        """Write what was handed on (the consumer has stopped by now), then end the writers."""
+        if all(not writer.done() for writer in self._writers):
+            for queue in self._queues:
+                await queue.join()
+        for writer in self._writers:
+            writer.cancel()
+        await asyncio.gather(*self._writers, return_exceptions=True)
+        self._writers = []
 
     async def handle(self, records: Sequence[Record], consumer: AIOKafkaConsumer | None) -> None:
+        """Prepare a batch and queue its parts for the writers (waits while a queue is full)."""
+        if not self._writers or any(writer.done() for writer in self._writers):
+            raise RuntimeError("the projector's writers are not running")
+        prepared = await self._prepare(records, consumer)
+        for queue, part in zip(self._queues, prepared.split(len(self._queues)), strict=True):
+            if part.records:
+                await queue.put(part)
+
+    async def _prepare(
+        self, records: Sequence[Record], consumer: AIOKafkaConsumer | None
+    ) -> Prepared:
         started = time.perf_counter()
         decoded: list[tuple[Record, LedgerRecord]] = []
         poison = []
@@ -130,12 +205,26 @@ class Projector:
         if poison:
             await retry_forever(lambda: self._dead_letters.append(poison), "dead-lettering")
             DEAD_LETTERS.labels("projector").inc(len(poison))
+        return Prepared(records, good, consumer, started)
+
+    async def _write_all(self, queue: asyncio.Queue[Prepared]) -> None:
+        while True:
+            batch = await queue.get()
+            try:
+                await self._write(batch)
+            finally:
+                queue.task_done()
+
+    async def _write(self, batch: Prepared) -> None:
+        records = batch.records
         ends = _ends(records)
-        result = await retry_forever(lambda: self._store.apply(good, ends), "projecting a batch")
+        result = await retry_forever(
+            lambda: self._store.apply(batch.good, ends), "projecting a batch"
+        )
         PROJECTOR_BATCH_RECORDS.observe(len(records))
-        PROJECTOR_BATCH_SECONDS.observe(time.perf_counter() - started)
-        if consumer is not None:
-            _record_lag(consumer, records[0].topic, ends)
+        PROJECTOR_BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+        if batch.consumer is not None:
+            _record_lag(batch.consumer, records[0].topic, ends)
         log.debug(
             "batch projected",
             extra={"records": len(records), "applied": result.applied, "skipped": result.skipped},

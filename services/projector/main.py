@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import Consumer, KafkaMessage
+from faststream.message import StreamMessage
 
 from events.register import load_register
 from projections.db import create_pool
@@ -52,6 +53,7 @@ def build_broker(settings: Settings, projector: Projector, store: SubscriberStor
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         ack_policy=AckPolicy.MANUAL,
+        decoder=_records_only,
         listener=SeekToStoredOffsets(store, lambda: holder["subscriber"].consumer),
     )
     holder["subscriber"] = subscriber
@@ -65,6 +67,12 @@ def build_broker(settings: Settings, projector: Projector, store: SubscriberStor
     return broker
 
 
+async def _records_only(message: StreamMessage[Any]) -> None:
+    """The handler reads the raw records itself; FastStream's default decoder would parse every
+    record's JSON once more, for nothing (about 5% of the projector's CPU in a profile)."""
+    return None
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The projector ASGI application; it starts consuming when the app starts."""
     pool = create_pool(settings.database_url)
@@ -75,7 +83,9 @@ def create_app(settings: Settings) -> FastAPI:
         timeout_s=settings.produce_timeout_s,
     )
     keys = KeyStore(pool, load_secrets(settings).master)
-    projector = Projector(store, keys, appender, settings.dead_letter_topic)
+    projector = Projector(
+        store, keys, appender, settings.dead_letter_topic, writers=settings.projector_writers
+    )
     recorder = AccessRecorder(appender, settings.ledger_topic)
     guard = Guard(TokenStore(pool))
     key = signing_key(settings)
@@ -86,7 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Current state and history of data subjects, folded from the ledger.",
         pool=pool,
         readiness=Readiness(settings.kafka_options(), pool),
-        components=[appender, build_broker(settings, projector, store), checkpointer],
+        components=[appender, projector, build_broker(settings, projector, store), checkpointer],
         routers=[
             subjects_router(pool, guard, HistoryReader(pool, keys), recorder),
             mailing_lists_router(
