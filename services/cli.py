@@ -14,6 +14,7 @@ from typing import Any
 
 from services.access.tokens import GRANTS, ROLES
 from services.config import ROOT, Settings
+from services.process import run_service
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 #: The generated event catalogue.
@@ -95,11 +96,16 @@ def _serve(name: str, settings: Settings) -> int:
 
     async def serve() -> None:  # the app is built inside the loop its connections belong to
         config = uvicorn.Config(
-            create_app(settings), host=host, port=port, log_config=None, access_log=False
+            create_app(settings),
+            host=host,
+            port=port,
+            http="httptools",
+            log_config=None,
+            access_log=False,
         )
         await uvicorn.Server(config).serve()
 
-    asyncio.run(serve())
+    run_service(serve())
     return 0
 
 
@@ -170,7 +176,7 @@ def cmd_retention_serve(args: argparse.Namespace, settings: Settings) -> int:
     from services.retention.main import serve
 
     configure(settings.log_level)
-    asyncio.run(serve(settings, args.interval))
+    run_service(serve(settings, args.interval))
     return 0
 
 
@@ -326,7 +332,7 @@ def cmd_feed(args: argparse.Namespace, settings: Settings) -> int:
     from services.logs import configure
 
     configure(settings.log_level)
-    asyncio.run(serve(settings))
+    run_service(serve(settings))
     return 0
 
 
@@ -335,7 +341,7 @@ def cmd_audience(args: argparse.Namespace, settings: Settings) -> int:
     from services.logs import configure
 
     configure(settings.log_level)
-    asyncio.run(run(settings))
+    run_service(run(settings))
     return 0
 
 
@@ -392,7 +398,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             return report, f"{exc} The replay is kept in schema {report.replay_schema}."
 
     try:
-        report, refused = asyncio.run(run())
+        report, refused = run_service(run())
     except ReplayError as exc:
         print(f"consent-ledger: {exc}", file=sys.stderr)
         return 2
