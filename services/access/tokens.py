@@ -15,6 +15,8 @@ from typing import Any, Literal, TypeAlias, get_args
 
 import asyncpg
 
+from services.coalescer import Coalescer
+
 Role = Literal["signup", "crm", "dpo", "auditor", "mail_tool", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 Grant = Literal["personal_data"]
@@ -87,6 +89,7 @@ class TokenStore:
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
+        self._rows: Coalescer[str, None, asyncpg.Record] = Coalescer(self._fetch)
 
     async def create(
         self,
@@ -130,10 +133,7 @@ class TokenStore:
         token_id, _, secret = rest.partition(".")
         if prefix != PREFIX or not token_id or not secret:
             raise AuthError("the token is malformed (expected clt.<id>.<secret>)")
-        row = await self._pool.fetchrow(
-            "SELECT *, expires_at <= now() AS expired FROM api_tokens WHERE token_id = $1",
-            token_id,
-        )
+        row = (await self._rows.get({token_id: None})).get(token_id)
         if row is None or not hmac.compare_digest(row["secret_hash"], _digest(secret)):
             raise AuthError("the token is not valid")
         if row["revoked_at"] is not None:
@@ -141,6 +141,17 @@ class TokenStore:
         if row["expired"]:
             raise AuthError("the token has expired")
         return Caller(token_id, row["role"], frozenset(row["grants"]), row["label"])
+
+    async def _fetch(self, token_ids: dict[str, None]) -> dict[str, asyncpg.Record]:
+        """The rows of the tokens that concurrent requests present, in one statement (each
+        request is checked by a statement that began after it came: a revocation holds at
+        once)."""
+        rows = await self._pool.fetch(
+            "SELECT *, expires_at <= now() AS expired FROM api_tokens"
+            " WHERE token_id = ANY($1::text[])",
+            list(token_ids),
+        )
+        return {r["token_id"]: r for r in rows}
 
 
 def _info(row: asyncpg.Record) -> TokenInfo:

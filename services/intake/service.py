@@ -51,6 +51,11 @@ def receipt_json(event: AnyEvent, receipt: Receipt) -> dict[str, Any]:
     }
 
 
+def _fingerprint(submissions: Sequence[AnySubmission]) -> bytes:
+    """What an idempotency key is bound to: the request's canonical body."""
+    return request_hash(orjson.dumps([s.model_dump(mode="json") for s in submissions]))
+
+
 class IntakeService:
     """Appends submissions to the ledger, once per idempotency key."""
 
@@ -75,7 +80,7 @@ class IntakeService:
     ) -> Accepted:
         """Append all submissions (and the events they bring) or none; answer only after the
         broker acknowledged them."""
-        digest = request_hash(orjson.dumps([s.model_dump(mode="json") for s in submissions]))
+        digest = _fingerprint(submissions) if idempotency_key is not None else b""
         try:
             named = await self._identities.resolve(submissions)
             drafts = await self._policy.prepare(named)

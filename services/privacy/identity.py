@@ -19,13 +19,23 @@ import asyncpg
 from events.catalog import AnySubmission
 from events.consent import ConsentGivenIn
 from events.ids import uuid7
+from services.coalescer import Coalescer
 from services.intake.policy import PolicyError, Problem
 from services.privacy.keystore import Pool
 
 _FIND = "SELECT email_key, subject_id, suppression FROM identities WHERE email_key = ANY($1)"
-_ADD = """
-INSERT INTO identities (email_key, subject_id)
-SELECT * FROM unnest($1::bytea[], $2::text[]) ON CONFLICT DO NOTHING
+#: Index the addresses not indexed yet (with the proposed subject ids) and return every row,
+#: in one statement. Both parts see the statement's snapshot, so a row that a concurrent
+#: request added after it began is in neither: :meth:`IdentityIndex._index` reads it after.
+_INDEX = """
+WITH wanted AS (SELECT * FROM unnest($1::bytea[], $2::text[]) AS w(email_key, subject_id)),
+added AS (
+    INSERT INTO identities (email_key, subject_id) SELECT email_key, subject_id FROM wanted
+    ON CONFLICT DO NOTHING RETURNING email_key, subject_id, suppression
+)
+SELECT email_key, subject_id, suppression FROM added
+UNION ALL
+SELECT i.email_key, i.subject_id, i.suppression FROM identities AS i JOIN wanted USING (email_key)
 """
 
 
@@ -45,6 +55,7 @@ class IdentityIndex:
     def __init__(self, pool: Pool, secret: bytes) -> None:
         self._pool = pool
         self._secret = secret
+        self._rows: Coalescer[bytes, str, asyncpg.Record] = Coalescer(self._index)
 
     def key(self, email: str) -> bytes:
         return hmac.new(self._secret, normalise(email).encode(), hashlib.sha256).digest()
@@ -53,21 +64,27 @@ class IdentityIndex:
         """The submissions with every person named by subject id (found or minted by e-mail);
         every address seen is indexed. Raises :class:`PolicyError` for a suppressed address
         registered under another subject id without explicit consent."""
+        named, problems = await self.name(submissions)
+        if problems:
+            raise PolicyError(problems)
+        return named
+
+    async def name(
+        self, submissions: Sequence[AnySubmission]
+    ) -> tuple[list[AnySubmission], list[Problem]]:
+        """As :meth:`resolve`, but the refused items are returned as problems (by item), for a
+        caller that refuses them one by one (the Kafka intake topic)."""
         keys = {
             i: self.key(str(s.personal.email))
             for i, s in enumerate(submissions)
             if s.personal.email is not None
         }
         if not keys:
-            return list(submissions)
-        known = await self._find(set(keys.values()))
-        new: dict[bytes, str] = {}
+            return list(submissions), []
+        proposed: dict[bytes, str] = {}  # the subject id an address gets if it is new
         for index, key in keys.items():
-            if key not in known:
-                new.setdefault(key, submissions[index].subject_id or f"sub-{uuid7()}")
-        if new:
-            await self._pool.execute(_ADD, list(new), list(new.values()))
-            known |= await self._find(set(new))  # a concurrent request may have won
+            proposed.setdefault(key, submissions[index].subject_id or f"sub-{uuid7()}")
+        known = await self._rows.get(proposed)
         problems, named = [], []
         for index, submission in enumerate(submissions):
             row = known.get(keys[index]) if index in keys else None
@@ -76,12 +93,16 @@ class IdentityIndex:
             if refusal is not None:
                 problems.append(Problem(index, "personal.email", refusal))
             named.append(submission.model_copy(update={"subject_id": subject}))
-        if problems:
-            raise PolicyError(problems)
-        return named
+        return named, problems
 
-    async def _find(self, keys: set[bytes]) -> dict[bytes, asyncpg.Record]:
-        return {r["email_key"]: r for r in await self._pool.fetch(_FIND, list(keys))}
+    async def _index(self, proposed: dict[bytes, str]) -> dict[bytes, asyncpg.Record]:
+        """Every address's row, indexing the new ones: one statement for all the concurrent
+        requests (see :class:`~services.coalescer.Coalescer`)."""
+        rows = await self._pool.fetch(_INDEX, list(proposed), list(proposed.values()))
+        found = {r["email_key"]: r for r in rows}
+        if missed := [key for key in proposed if key not in found]:  # a concurrent insert won
+            found |= {r["email_key"]: r for r in await self._pool.fetch(_FIND, missed)}
+        return found
 
 
 def _refusal(

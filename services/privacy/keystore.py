@@ -15,6 +15,7 @@ import asyncpg
 
 from events.sealing import DataKey, MasterKey
 from projections.store import SHRED_KEYS
+from services.coalescer import Coalescer
 
 _LATEST = """
 SELECT DISTINCT ON (subject_id) subject_id, generation, wrapped FROM subject_keys
@@ -41,13 +42,16 @@ class KeyStore:
     def __init__(self, pool: Pool, master: MasterKey) -> None:
         self._pool = pool
         self._master = master
+        self._current: Coalescer[str, None, DataKey] = Coalescer(self._current_of)
 
     async def current(self, subject_ids: Iterable[str]) -> dict[str, DataKey]:
         """The key to seal new events with, per subject: the latest live generation, or a new
-        one (the first, or the next after an erasure destroyed the latest)."""
-        wanted = sorted(set(subject_ids))
-        if not wanted:
-            return {}
+        one (the first, or the next after an erasure destroyed the latest). Concurrent
+        requests share the statements."""
+        return await self._current.get(dict.fromkeys(subject_ids))
+
+    async def _current_of(self, subject_ids: dict[str, None]) -> dict[str, DataKey]:
+        wanted = sorted(subject_ids)
         latest = {r["subject_id"]: r for r in await self._pool.fetch(_LATEST, wanted)}
         keys = {
             s: self._master.unwrap(s, r["generation"], r["wrapped"])
