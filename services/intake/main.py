@@ -23,7 +23,7 @@ from services.intake.idempotency import IdempotencyStore
 from services.intake.policy import LedgerPolicy, request_lookup
 from services.intake.rights import rights_router
 from services.intake.service import IntakeService
-from services.intake.topic_intake import TopicIntake
+from services.intake.topic_intake import TopicIntake, Translator
 from services.messaging.appender import Appender
 from services.ops import Readiness
 from services.privacy.history import HistoryReader
@@ -65,7 +65,10 @@ def create_app(settings: Settings) -> FastAPI:
         description="Record consent events; every answer comes after Kafka acknowledged them.",
         pool=pool,
         readiness=Readiness(settings.kafka_options(), pool),
-        components=[appender, TopicIntake(settings, appender, policy)],
+        components=[
+            appender,
+            TopicIntake(settings, appender, Translator(settings, policy, identities, keys)),
+        ],
         routers=[
             intake_router(call, guard),
             rights_router(call, pool, register, guard, HistoryReader(pool, keys)),

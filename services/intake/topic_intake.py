@@ -1,6 +1,7 @@
 """The Kafka intake topic: producers that prefer Kafka write submissions here.
 
-Each input batch becomes one Kafka transaction holding the valid events (to the ledger), the
+Each input record is named, checked and sealed as an HTTP submission is. Each input batch
+becomes one Kafka transaction holding the valid events (to the ledger), the
 invalid records (to the dead-letter topic, with the origin and the reason in headers) and the
 consumer group's new input offsets. So every input record is handled exactly once, and a
 poison record never stops intake. A transient failure rewinds to the last committed input
@@ -15,20 +16,23 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from pydantic import ValidationError
 
-from events.catalog import SUBMISSION_ADAPTER
+from events.catalog import SUBMISSION_ADAPTER, AnyEvent, AnySubmission
 from events.ids import uuid7
 from services.config import Settings
 from services.errors import describe
 from services.intake.policy import LedgerPolicy, PolicyError
-from services.intake.recording import materialize, to_records
+from services.intake.recording import erasures, materialize, seal_all, to_records
 from services.messaging.appender import Appender, AppendError, ConsumedOffsets, OutRecord
 from services.messaging.dead_letters import dead_letter
 from services.metrics import DEAD_LETTERS, EVENTS_ACCEPTED, EVENTS_REJECTED
+from services.privacy.identity import IdentityIndex
+from services.privacy.keystore import KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class Translation:
 
     records: list[OutRecord]
     outcomes: list[tuple[str, str | None]]  # (event type, rejection reason or None)
+    erasures: list[tuple[str, int, UUID]]  # the data keys the batch's erasures destroy
 
     def count(self) -> None:
         """Update the metrics, once the output is committed."""
@@ -52,37 +57,66 @@ class Translation:
                 DEAD_LETTERS.labels("intake").inc()
 
 
-async def translate(
-    records: Sequence[ConsumerRecord[bytes, bytes]], settings: Settings, policy: LedgerPolicy
-) -> Translation:
-    """Ledger or dead-letter records for one input batch, in input order.
+@dataclass(frozen=True, slots=True)
+class Translator:
+    """Turns input batches into ledger records exactly as HTTP intake does: people named by
+    the identity index, the policy applied, personal sections sealed under the subjects' data
+    keys. Only the answer differs: a refused record goes to the dead-letter topic."""
 
-    Each input record is one submission, checked and completed by the same policy as HTTP
-    intake; a record the policy refuses is dead-lettered with the reasons.
-    """
-    out: list[OutRecord] = []
-    outcomes: list[tuple[str, str | None]] = []
-    recorded_at = datetime.now(UTC)
-    for record in records:
-        try:
-            submission = SUBMISSION_ADAPTER.validate_json(record.value or b"")
-            drafts = await policy.prepare([submission])
-        except ValidationError as exc:
-            errors = describe(exc.errors())
-            json_error = any(e["type"] == "json_invalid" for e in errors)
-            reason = "malformed_json" if json_error else "validation_failed"
-            out.append(dead_letter(record, settings.dead_letter_topic, reason, _text(errors)))
-            outcomes.append((_type_of(record.value), reason))
-            continue
-        except PolicyError as exc:
-            detail = _text([p.as_json() for p in exc.problems])
-            out.append(dead_letter(record, settings.dead_letter_topic, "policy", detail))
-            outcomes.append((submission.type, "policy"))
-            continue
-        events = materialize(drafts, [uuid7() for _ in drafts], recorded_at)
-        out.extend(to_records(events, settings.ledger_topic))
-        outcomes.append((submission.type, None))
-    return Translation(out, outcomes)
+    settings: Settings
+    policy: LedgerPolicy
+    identities: IdentityIndex
+    keys: KeyStore
+
+    async def translate(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Translation:
+        """Ledger or dead-letter records for one input batch, in input order."""
+        refused: dict[int, OutRecord] = {}
+        outcomes: dict[int, tuple[str, str | None]] = {}
+        submissions: dict[int, AnySubmission] = {}
+        for index, record in enumerate(records):
+            try:
+                submissions[index] = SUBMISSION_ADAPTER.validate_json(record.value or b"")
+            except ValidationError as exc:
+                errors = describe(exc.errors())
+                json_error = any(e["type"] == "json_invalid" for e in errors)
+                reason = "malformed_json" if json_error else "validation_failed"
+                refused[index] = self._dead(record, reason, _text(errors))
+                outcomes[index] = (_type_of(record.value), reason)
+        order = list(submissions)
+        named, problems = await self.identities.name([submissions[i] for i in order])
+        for problem in problems:
+            index = order[problem.item]
+            detail = _text([{**problem.as_json(), "item": 0}])
+            refused[index] = self._dead(records[index], "policy", detail)
+            outcomes[index] = (submissions[index].type, "policy")
+        recorded_at = datetime.now(UTC)
+        events: dict[int, list[AnyEvent]] = {}
+        for index, submission in zip(order, named, strict=True):
+            if index in refused:
+                continue
+            try:
+                drafts = await self.policy.prepare([submission])
+            except PolicyError as exc:
+                detail = _text([p.as_json() for p in exc.problems])
+                refused[index] = self._dead(records[index], "policy", detail)
+                outcomes[index] = (submission.type, "policy")
+                continue
+            events[index] = materialize(drafts, [uuid7() for _ in drafts], recorded_at)
+            outcomes[index] = (submission.type, None)
+        subjects = {e.subject_id for batch in events.values() for e in batch}
+        current = await self.keys.current(subjects)
+        sealed = {index: seal_all(batch, current) for index, batch in events.items()}
+        out: list[OutRecord] = []
+        for index in range(len(records)):
+            if index in refused:
+                out.append(refused[index])
+            else:
+                out.extend(to_records(sealed[index], self.settings.ledger_topic))
+        destroyed = [e for batch in sealed.values() for e in erasures(batch)]
+        return Translation(out, [outcomes[i] for i in range(len(records))], destroyed)
+
+    def _dead(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> OutRecord:
+        return dead_letter(record, self.settings.dead_letter_topic, reason, detail)
 
 
 def _text(errors: list[dict[str, object]]) -> str:
@@ -101,10 +135,10 @@ def _type_of(value: bytes | None) -> str:
 class TopicIntake:
     """Consumes the intake topic until stopped."""
 
-    def __init__(self, settings: Settings, appender: Appender, policy: LedgerPolicy) -> None:
+    def __init__(self, settings: Settings, appender: Appender, translator: Translator) -> None:
         self._settings = settings
         self._appender = appender
-        self._policy = policy
+        self._translator = translator
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -149,7 +183,7 @@ class TopicIntake:
             if not records:
                 continue
             ends = {tp: part[-1].offset + 1 for tp, part in batches.items()}
-            translation = await translate(records, self._settings, self._policy)
+            translation = await self._translator.translate(records)
             try:
                 await self._appender.append(
                     translation.records, ConsumedOffsets(self._settings.intake_group, ends)
@@ -163,3 +197,12 @@ class TopicIntake:
                 continue
             translation.count()
             backoff = 0.5
+            await self._shred(translation.erasures)
+
+    async def _shred(self, destroyed: list[tuple[str, int, UUID]]) -> None:
+        """Destroy the erased subjects' keys at once, as HTTP intake does; if PostgreSQL fails
+        now, the projector destroys them when it folds the erasure."""
+        try:
+            await self._translator.keys.shred(destroyed)
+        except Exception as exc:
+            log.warning("data keys not destroyed yet", extra={"error": repr(exc)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -13,7 +14,7 @@ from events.codec import decode
 from services.config import Settings
 from services.intake.main import create_app
 from tests.integration.conftest import eventually, read_topic, serve
-from tests.samples import given_json, withdrawn_json
+from tests.samples import given_json, valid_json, withdrawn_json
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +103,57 @@ async def test_a_restarted_intake_resumes_after_what_it_committed(settings: Sett
     ]
     assert len(subjects) == 31
     assert sorted(subjects) == sorted([f"crm-{i}" for i in range(30)] + ["crm-last"])
+
+
+async def test_over_kafka_as_over_http_people_are_named_sealed_and_suppressed(
+    settings: Settings, intake: httpx.AsyncClient, projector: httpx.AsyncClient
+) -> None:
+    """The intake topic takes the HTTP path's privacy steps: an address names the person, the
+    personal section is sealed before the append, an erased address cannot be registered again
+    under another id without an explicit consent (dead-lettered, naming the field), and the
+    erasure destroys the person's data key."""
+    address = {"email": "kafka.person@example.fi", "ip_address": "198.51.100.23"}
+    by_email = {k: v for k, v in given_json("x", personal=address).items() if k != "subject_id"}
+    await produce(settings, [as_bytes(given_json("crm-k", personal=address)), as_bytes(by_email)])
+
+    async def both_appended() -> bool:
+        return len(await read_topic(settings, settings.ledger_topic)) >= 2
+
+    await eventually(both_appended)
+    records = await read_topic(settings, settings.ledger_topic)
+    assert not any(b"kafka.person" in r.value or b"198.51.100.23" in r.value for r in records)
+    events = [decode(r.value) for r in records]
+    assert all(e.sealed is not None and e.personal.email is None for e in events)
+    assert [e.subject_id for e in events] == ["crm-k", "crm-k"], "the address named the person"
+
+    await produce(settings, [as_bytes(valid_json("subject.erased", subject_id="crm-k"))])
+    pool = await asyncpg.connect(settings.database_url)
+    try:
+
+        async def suppressed_and_shredded() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT bool_and(suppression = 'erased') FROM identities"
+                    " WHERE subject_id = 'crm-k'"
+                )
+            ) and not await pool.fetchval(
+                "SELECT count(*) FROM subject_keys WHERE subject_id = 'crm-k'"
+                " AND wrapped IS NOT NULL"
+            )
+
+        await eventually(suppressed_and_shredded)
+    finally:
+        await pool.close()
+    crm = {**given_json()["data"], "legal_basis": "legitimate_interest", "method": "crm_import"}
+    reimport = given_json("crm-k-new", personal=address, data=crm)
+    await produce(settings, [as_bytes(reimport)])
+
+    async def refused() -> bool:
+        return len(await read_topic(settings, settings.dead_letter_topic)) >= 1
+
+    await eventually(refused)
+    (dead,) = await read_topic(settings, settings.dead_letter_topic)
+    assert dead.headers["x-error-reason"] == b"policy"
+    assert b"personal.email" in dead.headers["x-error-detail"]
+    assert b"suppression list" in dead.headers["x-error-detail"]
+    assert b"kafka.person" not in dead.headers["x-error-detail"]
