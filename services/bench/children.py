@@ -4,7 +4,9 @@ their peak resident memory can be read from ``/proc``."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,21 @@ def start_worker(name: str, settings: Settings) -> Child:
     child = Child(name, "", runner.spawn(name, settings))
     stack.register_service(settings, name, "", child.process.pid)
     return child
+
+
+def run_command(command: str, settings: Settings, *args: str) -> str:
+    """Run ``consent-ledger <command> <args>`` to its end in a process of its own, as a user
+    runs it (the process settings of ``services/process.py`` included); its standard output.
+    Its progress on stderr is shown as it comes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", command, *args],
+        env={**os.environ, **settings.to_env()},
+        stdout=subprocess.PIPE,
+        check=False,
+    )
+    if not done.stdout:
+        raise RuntimeError(f"consent-ledger {command} printed nothing (exit {done.returncode})")
+    return done.stdout.decode()
 
 
 async def stop(child: Child, settings: Settings) -> None:

@@ -232,10 +232,11 @@ class Run:
         await step("Kafka intake topic", self.kafka_intake())
 
     async def replay(self) -> None:
-        from services.replay.run import replay
+        from services.replay.report import ReplayReport
 
-        say("replay: rebuilding the projections from offset 0 into a scratch schema")
-        report = await replay(self.s)
+        say("replay: consent-ledger replay, rebuilding the projections from offset 0")
+        output = await asyncio.to_thread(children.run_command, "replay", self.s, "--json")
+        report = ReplayReport.model_validate_json(output)
         self.m.replay = Count(report.applied, report.seconds)
         self.m.replay_equal = report.equal
         say(f"replay: {_rate(self.m.replay)} events/s; equal to live: {report.equal}")
