@@ -19,12 +19,13 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     ValidationInfo,
     model_validator,
 )
+
+from events.addresses import EmailAddress
 
 #: Validation context key: the event comes from the log, so clock-relative checks are skipped
 #: (a replay years later must accept what intake accepted).
@@ -114,7 +115,7 @@ class Source(Strict):
 class PersonalData(Strict):
     """Everything in an event that identifies a person; kept apart so it can be shredded."""
 
-    email: EmailStr | None = None
+    email: EmailAddress | None = None
     ip_address: IPv4Address | IPv6Address | None = None
     user_agent: Annotated[str, StringConstraints(max_length=1000), NoNul] | None = None
     note: Annotated[str, StringConstraints(max_length=4000), NoNul] | None = Field(
