@@ -176,19 +176,22 @@ async def _rebuild(
     progress: Progress | None,
     started: float,
 ) -> dict[str, Any]:
-    """Decode each batch while PostgreSQL writes the previous one (batches stay in order)."""
-    pool = await create_pool(settings.database_url, max_size=1, schema=schema)
+    """Decode each batch while PostgreSQL writes the previous one; each batch is written by
+    ``settings.projector_writers`` transactions at once, cut by partition as the live projector
+    cuts it (a subject's events share a partition, so they touch different rows)."""
+    writers = settings.projector_writers
+    pool = await create_pool(settings.database_url, max_size=writers, schema=schema)
     live = await create_pool(settings.database_url, max_size=1)  # the data keys live there
     keys = KeyStore(live, load_secrets(settings).master)
     store = SubscriberStore(pool, settings.ledger_topic, side_effects=False)
     counts = {"records": 0, "applied": 0, "undecodable": 0}
     reached = dict.fromkeys(ends, 0)
-    writing: asyncio.Task[BatchResult] | None = None
+    writing: asyncio.Future[list[BatchResult]] | None = None
 
     async def written() -> None:
         if writing is None:
             return
-        counts["applied"] += (await writing).applied
+        counts["applied"] += sum(result.applied for result in await writing)
         if progress is not None:
             elapsed = time.perf_counter() - started
             progress(sum(reached.values()), sum(ends.values()), counts["applied"], elapsed)
@@ -213,7 +216,14 @@ async def _rebuild(
             await written()
             counts["records"] += len(batch.records)
             reached.update(batch.ends)
-            writing = asyncio.create_task(store.apply(good, batch.ends))
+            parts = [
+                (
+                    [r for r in good if r.partition % writers == part],
+                    {p: end for p, end in batch.ends.items() if p % writers == part},
+                )
+                for part in range(writers)
+            ]
+            writing = asyncio.gather(*(store.apply(rs, at) for rs, at in parts if at))
         await written()
         return counts
     finally:
