@@ -591,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a table and write it as JSON",
     )
     bench.add_argument(
-        "--events", type=_count, help="events per throughput run (default 50,000; --large 5 M)"
+        "--events", type=_count, help="events per throughput run (default 30,000; --large 5 M)"
     )
     bench.add_argument(
         "--subjects", type=_count, help="distinct subjects (default 10,000; --large 1 M)"
