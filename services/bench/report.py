@@ -92,11 +92,13 @@ def all_of(*verdicts: str) -> str:
     return next((v for v in verdicts if v != MET), MET)
 
 
-def under_load(verdict: str, offered: float, required: float, unit: str) -> str:
-    """A latency target names a load: passing it at a lighter load shows nothing."""
+def under_load(
+    verdict: str, offered: float, required: float, unit: str, *, how: str = "offered"
+) -> str:
+    """A target names a load (or a size): passing it at a lighter one shows nothing."""
     if verdict != MET or offered >= required:
         return verdict
-    return f"not shown (offered {number(offered)} {unit}; the target is at {number(required)})"
+    return f"not shown ({how} {number(offered)} {unit}; the target is at {number(required)})"
 
 
 def number(value: float) -> str:

@@ -174,7 +174,20 @@ def test_rows_compare_with_the_raw_limit_that_applies() -> None:
     rss = by_name["projector peak RSS (VmHWM)"]
     assert rss.target is not None
     assert rss.target.verdict == NOT_MET
+    small = by_name["intake peak RSS (VmHWM)"]  # under 250 MB, but with 1,000 subjects
+    assert small.target is not None
+    assert small.target.verdict == (
+        "not shown (measured with 1,000 subjects; the target is at 1,000,000)"
+    )
     assert by_name["HTTP single event, capacity"].value is None  # not measured
+
+
+def test_memory_under_the_limit_with_a_million_subjects_is_met() -> None:
+    m = Measured(events=5_000_000, subjects=1_000_000)
+    m.peak_rss_mb = {"feed": 80.0}
+    (rss,) = [r for r in build_rows(m) if r.section == "memory"]
+    assert rss.target is not None
+    assert rss.target.verdict == MET
 
 
 def test_e2e_below_half_the_producer_is_not_met() -> None:
