@@ -86,8 +86,7 @@ class Translator:
         named, problems = await self.identities.name([submissions[i] for i in order])
         for problem in problems:
             index = order[problem.item]
-            detail = _text([{**problem.as_json(), "item": 0}])
-            refused[index] = self._dead(records[index], "policy", detail)
+            refused[index] = self._dead(records[index], "policy", _text([problem.as_json()]))
             outcomes[index] = (submissions[index].type, "policy")
         recorded_at = datetime.now(UTC)
         events: dict[int, list[AnyEvent]] = {}
