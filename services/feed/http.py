@@ -53,9 +53,12 @@ class ProjectedSuppression(BaseModel):
     since: datetime
 
 
+#: Keyset pages in subject_id order. PostgreSQL estimates the plain boolean test as common, so it
+#: reads the primary key in order from the cursor. ``purposes @> ...`` looked rare to it: it read
+#: and sorted every eligible row again for each page (migration 006, docs/performance.md).
 _MAILING_LIST = """
 SELECT subject_id, email, purposes->$1 AS purpose FROM subscribers
-WHERE purposes @> jsonb_build_object($1::text, jsonb_build_object('eligible', true))
+WHERE (purposes->$1->'eligible')::boolean
   AND email IS NOT NULL
   AND (purposes->$1->>'valid_until' IS NULL OR (purposes->$1->>'valid_until')::timestamptz > $2)
   AND ($3::text IS NULL OR subject_id > $3)
