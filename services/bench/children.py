@@ -65,19 +65,31 @@ def start_worker(name: str, settings: Settings) -> Child:
     return child
 
 
-def run_command(command: str, settings: Settings, *args: str) -> str:
+@dataclass(frozen=True)
+class Finished:
+    """A command run to its end: what it printed, and its peak resident memory."""
+
+    stdout: str
+    peak_rss_mb: float
+
+
+def run_command(command: str, settings: Settings, *args: str) -> Finished:
     """Run ``consent-ledger <command> <args>`` to its end in a process of its own, as a user
-    runs it (the process settings of ``services/process.py`` included); its standard output.
-    Its progress on stderr is shown as it comes."""
-    done = subprocess.run(
+    runs it (the process settings of ``services/process.py`` included). Its progress on stderr
+    is shown as it comes; its peak RSS comes from the kernel's account of it (``wait4``)."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "services.cli", command, *args],
         env={**os.environ, **settings.to_env()},
         stdout=subprocess.PIPE,
-        check=False,
     )
-    if not done.stdout:
-        raise RuntimeError(f"consent-ledger {command} printed nothing (exit {done.returncode})")
-    return done.stdout.decode()
+    assert process.stdout is not None
+    with process.stdout:
+        stdout = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if not stdout:
+        raise RuntimeError(f"consent-ledger {command} printed nothing (exit {process.returncode})")
+    return Finished(stdout.decode(), usage.ru_maxrss / 1024)  # KiB on Linux
 
 
 async def stop(child: Child, settings: Settings) -> None:

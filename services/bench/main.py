@@ -235,10 +235,11 @@ class Run:
         from services.replay.report import ReplayReport
 
         say("replay: consent-ledger replay, rebuilding the projections from offset 0")
-        output = await asyncio.to_thread(children.run_command, "replay", self.s, "--json")
-        report = ReplayReport.model_validate_json(output)
+        done = await asyncio.to_thread(children.run_command, "replay", self.s, "--json")
+        report = ReplayReport.model_validate_json(done.stdout)
         self.m.replay = Count(report.applied, report.seconds)
         self.m.replay_equal = report.equal
+        self.m.replay_peak_rss_mb = done.peak_rss_mb
         say(f"replay: {_rate(self.m.replay)} events/s; equal to live: {report.equal}")
 
     async def raw_limits(self) -> None:

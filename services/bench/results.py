@@ -94,6 +94,7 @@ class Measured:
     lag: OpenLoop | None = None
     lag_unseen: int = 0
     peak_rss_mb: dict[str, float | None] = field(default_factory=dict)
+    replay_peak_rss_mb: float | None = None
 
 
 def _equal(equal: bool | None) -> str:
@@ -200,6 +201,11 @@ def build_rows(m: Measured) -> list[Row]:
                 ),
             )
             for name, mb in m.peak_rss_mb.items()
+        ),
+        Row(
+            "memory", "replay peak RSS (ru_maxrss)", m.replay_peak_rss_mb, "MB",
+            "the consent-ledger replay command, from wait4; a command, not a service, so the "
+            "services' target does not apply",
         ),
     ]  # fmt: skip
     return rows

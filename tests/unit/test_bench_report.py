@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.bench.children import vm_hwm_mb
+from services.bench.children import run_command, vm_hwm_mb
 from services.bench.http_load import Outcome
 from services.bench.main import configure
 from services.bench.pipeline import LagTracker, ends, request_shape
@@ -27,6 +27,7 @@ from services.bench.report import (
     under_load,
 )
 from services.bench.results import Count, Measured, OpenLoop, build_rows
+from services.config import Settings
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -150,6 +151,7 @@ def test_rows_compare_with_the_raw_limit_that_applies() -> None:
     m.kafka_intake = Count(10_000, None)
     m.lag = OpenLoop(200, 10, 2_000, 2_000, 200, latencies([5.0] * 100))
     m.peak_rss_mb = {"intake": 120.0, "projector": 260.0}
+    m.replay_peak_rss_mb = 300.0
     by_name = {row.name: row for row in build_rows(m)}
 
     batch = by_name["HTTP batches -> ledger"]
@@ -180,12 +182,15 @@ def test_rows_compare_with_the_raw_limit_that_applies() -> None:
         "not shown (measured with 1,000 subjects; the target is at 1,000,000)"
     )
     assert by_name["HTTP single event, capacity"].value is None  # not measured
+    replay_rss = by_name["replay peak RSS (ru_maxrss)"]
+    assert replay_rss.value == 300.0
+    assert replay_rss.target is None  # a command: the services' target is not its
 
 
 def test_memory_under_the_limit_with_a_million_subjects_is_met() -> None:
     m = Measured(events=5_000_000, subjects=1_000_000)
     m.peak_rss_mb = {"feed": 80.0}
-    (rss,) = [r for r in build_rows(m) if r.section == "memory"]
+    (rss,) = [r for r in build_rows(m) if r.name.endswith("(VmHWM)")]
     assert rss.target is not None
     assert rss.target.verdict == MET
 
@@ -222,6 +227,12 @@ def test_peak_rss_is_read_from_vm_hwm() -> None:
     status = "Name:\tpython\nVmPeak:\t  900000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  1000 kB\n"
     assert vm_hwm_mb(status) == 200.0
     assert vm_hwm_mb("Name:\tpython\n") is None
+
+
+def test_a_command_run_to_its_end_reports_its_output_and_peak_rss() -> None:
+    done = run_command("replay", Settings(), "--help")
+    assert "--keep" in done.stdout
+    assert 10 < done.peak_rss_mb < 2_000  # a Python process with the service's imports
 
 
 def test_large_changes_the_defaults_and_explicit_sizes_win() -> None:
