@@ -51,9 +51,9 @@ def decode_record(record: Record) -> LedgerRecord:
         raise DecodeError(f"not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise DecodeError("an event must be a JSON object")
-    return LedgerRecord(
-        record.partition, record.offset, decode_raw(payload), payload, record.value or b""
-    )
+    event = decode_raw(payload)  # validates schema_version too
+    version = int(payload["schema_version"])
+    return LedgerRecord(record.partition, record.offset, event, version, record.value or b"")
 
 
 def sealed_ref(event: AnyEvent) -> KeyRef | None:

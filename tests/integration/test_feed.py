@@ -387,12 +387,10 @@ async def test_a_store_without_side_effects_queues_no_feed_rows(
     replay = SubscriberStore(pool, settings.ledger_topic, side_effects=False)
     live = SubscriberStore(pool, settings.ledger_topic)
     quiet, loud = given_event("r-replayed"), given_event("r-live")
-    await replay.apply(
-        [LedgerRecord(0, 0, quiet, quiet.model_dump(mode="json"), encode(quiet))], {0: 1}
-    )
+    await replay.apply([LedgerRecord(0, 0, quiet, quiet.schema_version, encode(quiet))], {0: 1})
     assert await pool.fetchval("SELECT count(*) FROM subscribers") == 1
     assert await pool.fetchval("SELECT count(*) FROM feed_outbox") == 0
-    await live.apply([LedgerRecord(0, 1, loud, loud.model_dump(mode="json"), encode(loud))], {0: 2})
+    await live.apply([LedgerRecord(0, 1, loud, loud.schema_version, encode(loud))], {0: 2})
     queued = await pool.fetch("SELECT subject_id FROM feed_outbox")
     assert [r["subject_id"] for r in queued] == ["r-live"]
 

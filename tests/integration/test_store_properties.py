@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,7 +32,7 @@ def as_records(events: list[AnyEvent]) -> list[LedgerRecord]:
         partition = int(event.subject_id.rsplit("-", 1)[1]) % PARTITIONS
         value = encode(event)
         records.append(
-            LedgerRecord(partition, next_offset[partition], event, orjson.loads(value), value)
+            LedgerRecord(partition, next_offset[partition], event, event.schema_version, value)
         )
         next_offset[partition] += 1
     return records
