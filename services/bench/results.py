@@ -203,9 +203,9 @@ def build_rows(m: Measured) -> list[Row]:
             for name, mb in m.peak_rss_mb.items()
         ),
         Row(
-            "memory", "replay peak RSS (ru_maxrss)", m.replay_peak_rss_mb, "MB",
-            "the consent-ledger replay command, from wait4; a command, not a service, so the "
-            "services' target does not apply",
+            "memory", "replay peak RSS (VmHWM)", m.replay_peak_rss_mb, "MB",
+            "the consent-ledger replay command, read every 0.2 s while it runs; a command, not "
+            "a service, so the services' target does not apply",
         ),
     ]  # fmt: skip
     return rows
