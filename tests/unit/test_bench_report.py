@@ -231,7 +231,7 @@ def test_peak_rss_is_read_from_vm_hwm() -> None:
 
 def test_a_command_reports_its_own_peak_rss_not_its_parents() -> None:
     ballast = bytearray(400 * 1024 * 1024)  # the parent's memory: the child must not count it
-    ballast[:: 4096] = b"x" * len(range(0, len(ballast), 4096))  # touched, so resident
+    ballast[::4096] = b"x" * len(range(0, len(ballast), 4096))  # touched, so resident
     done = run_command("replay", Settings(), "--help")
     del ballast
     assert "--keep" in done.stdout
