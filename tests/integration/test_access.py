@@ -61,7 +61,9 @@ def routes(service: str, app: FastAPI) -> set[tuple[str, str, str]]:
     }
 
 
-def test_every_route_is_in_the_matrix(settings: Settings) -> None:
+async def test_every_route_is_in_the_matrix(settings: Settings) -> None:
+    """Async so that the apps are built in a running loop, as in service (asyncpg's pool
+    asks for the current loop; a CLI test's ``asyncio.run`` before this one leaves none)."""
     from services.intake.main import create_app as intake_app
     from services.projector.main import create_app as projector_app
 
