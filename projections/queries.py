@@ -41,7 +41,7 @@ async def read_requests(
         "SELECT * FROM rights_requests"
         " WHERE ($1::uuid[] IS NULL OR request_id = ANY($1::uuid[]))"
         "   AND ($2::text IS NULL OR subject_id = $2)"
-        " ORDER BY received_at, request_id",
+        " ORDER BY received_at, request_id, subject_id",
         request_ids,
         subject_id,
     )

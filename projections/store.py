@@ -102,7 +102,7 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool
      AS r(request_id, subject_id, right_, channel, written, signed, received_by, received_at,
           due_on, extended_due_on, status, identity_verified_at, answered_at, outcome, reasons,
           last_event_id)
-ON CONFLICT (request_id) DO UPDATE SET
+ON CONFLICT (request_id, subject_id) DO UPDATE SET
     extended_due_on = EXCLUDED.extended_due_on, status = EXCLUDED.status,
     identity_verified_at = EXCLUDED.identity_verified_at, answered_at = EXCLUDED.answered_at,
     outcome = EXCLUDED.outcome, reasons = EXCLUDED.reasons,

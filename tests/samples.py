@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from events.catalog import EVENT_ADAPTER, AnyEvent
 from events.consent import ConsentGiven, ConsentWithdrawn
 from events.envelope import Envelope
 from events.ids import uuid7
@@ -123,3 +124,8 @@ def valid_json(kind: str, subject_id: str = "crm-1", **overrides: Any) -> dict[s
     }
     body.update(overrides)
     return body
+
+
+def recorded_event(kind: str, subject_id: str = "crm-1", minutes: int = 0) -> AnyEvent:
+    """Any valid event as the ledger records it, to write to the ledger topic directly."""
+    return EVENT_ADAPTER.validate_python(_recorded(valid_json(kind, subject_id), minutes))

@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -46,13 +46,36 @@ ART19_ACTION: dict[type, str] = {
 class KnownRequest:
     """What the ledger knows of a rights request, from the projection or the same batch."""
 
+    request_id: UUID
     subject_id: str
     received_at: datetime
     answered: bool
 
 
+class KnownRequests:
+    """The requests a batch refers to. An id is taken once any request has it, but a step
+    belongs to its own subject's request: two intakes may accept the same client-chosen id for
+    two people at once, and then each has a request of that id (migration 007)."""
+
+    def __init__(self, found: Iterable[KnownRequest]) -> None:
+        self._by_key: dict[tuple[UUID, str], KnownRequest] = {}
+        self._ids: set[UUID] = set()
+        for request in found:
+            self.put(request)
+
+    def taken(self, request_id: UUID) -> bool:
+        return request_id in self._ids
+
+    def of(self, request_id: UUID, subject_id: str | None) -> KnownRequest | None:
+        return self._by_key.get((request_id, subject_id)) if subject_id is not None else None
+
+    def put(self, request: KnownRequest) -> None:
+        self._by_key[(request.request_id, request.subject_id)] = request
+        self._ids.add(request.request_id)
+
+
 #: Looks up requests by id in the projection (one round trip for a whole batch).
-RequestLookup = Callable[[list[UUID]], Awaitable[dict[UUID, KnownRequest]]]
+RequestLookup = Callable[[list[UUID]], Awaitable[list[KnownRequest]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +116,14 @@ class LedgerPolicy:
     async def prepare(self, submissions: Sequence[AnySubmission]) -> list[Draft]:
         """The drafts to append, in order; raises :class:`PolicyError` naming every problem."""
         problems = [p for i, s in enumerate(submissions) for p in self._register_problems(i, s)]
-        known = await self._lookup(
-            [
-                s.data.request_id
-                for s in submissions
-                if isinstance(s, LifecycleIn | RequestReceivedIn)
-            ]
+        known = KnownRequests(
+            await self._lookup(
+                [
+                    s.data.request_id
+                    for s in submissions
+                    if isinstance(s, LifecycleIn | RequestReceivedIn)
+                ]
+            )
         )
         drafts: list[Draft] = []
         for index, submission in enumerate(submissions):
@@ -130,34 +155,31 @@ class LedgerPolicy:
         self,
         index: int,
         submission: AnySubmission,
-        known: dict[UUID, KnownRequest],
+        known: KnownRequests,
         problems: list[Problem],
     ) -> AnySubmission:
         """Set what only the ledger may set, and check the request's lifecycle."""
         tz = self._register.tz
         if isinstance(submission, RequestReceivedIn):
             due = deadline(submission.occurred_at, tz).due_on
-            if submission.data.request_id in known:
+            request_id = submission.data.request_id
+            if known.taken(request_id):
                 problems.append(Problem(index, "data.request_id", "this request already exists"))
             subject_id = submission.subject_id
             assert subject_id is not None  # named (IdentityIndex.resolve) before the policy runs
-            known[submission.data.request_id] = KnownRequest(
-                subject_id, submission.occurred_at, answered=False
-            )
+            known.put(KnownRequest(request_id, subject_id, submission.occurred_at, answered=False))
             return _with_data(submission, due_on=due)
         if not isinstance(submission, LifecycleIn):
             return submission
-        request = known.get(submission.data.request_id)
-        if request is None or request.subject_id != submission.subject_id:
+        request = known.of(submission.data.request_id, submission.subject_id)
+        if request is None:
             reason = f"no request {submission.data.request_id} for subject {submission.subject_id}"
             problems.append(Problem(index, "data.request_id", reason))
             return submission
         if request.answered:
             problems.append(Problem(index, "data.request_id", "the request was already answered"))
         if isinstance(submission, RequestFulfilledIn | RequestRejectedIn):
-            known[submission.data.request_id] = KnownRequest(
-                request.subject_id, request.received_at, answered=True
-            )
+            known.put(replace(request, answered=True))
         if isinstance(submission, RequestExtendedIn):
             limits = deadline(request.received_at, tz)
             if not can_extend(limits, submission.occurred_at.astimezone(tz).date()):
@@ -210,13 +232,13 @@ def _with_data(submission: AnySubmission, **changes: Any) -> AnySubmission:
 def request_lookup(pool: asyncpg.Pool[Any]) -> RequestLookup:
     """Look requests up in the ``rights_requests`` projection."""
 
-    async def lookup(request_ids: list[UUID]) -> dict[UUID, KnownRequest]:
+    async def lookup(request_ids: list[UUID]) -> list[KnownRequest]:
         rows = await read_requests(pool, request_ids=request_ids) if request_ids else []
-        return {
-            r["request_id"]: KnownRequest(
-                r["subject_id"], r["received_at"], r["answered_at"] is not None
+        return [
+            KnownRequest(
+                r["request_id"], r["subject_id"], r["received_at"], r["answered_at"] is not None
             )
             for r in rows
-        }
+        ]
 
     return lookup

@@ -35,6 +35,14 @@ from services.intake.http import AcceptedOut, IntakeCall
 from services.privacy.history import HistoryReader
 from services.views import RequestOut, as_of
 
+Whose = Annotated[
+    SubjectId | None,
+    Query(
+        alias="subject_id",
+        description="Whose request: needed only when the id names requests of two people "
+        "(two intakes accepted the same client-chosen id at once); the answer 409 says so.",
+    ),
+]
 Actor = Annotated[
     str | None,
     Header(
@@ -137,22 +145,37 @@ def rights_router(
             }
         )
 
-    async def subject_of(request_id: UUID) -> str:
-        rows = await read_requests(pool, request_ids=[request_id])
+    async def one_request(request_id: UUID, subject_id: str | None) -> asyncpg.Record:
+        """The request of that id (and subject, if named); 404 if none, 409 if the id names
+        requests of more than one person and no subject was named."""
+        rows = await read_requests(pool, request_ids=[request_id], subject_id=subject_id)
         if not rows:
-            raise ProblemError(404, "request_not_found", f"no rights request {request_id} (yet)")
-        return str(rows[0]["subject_id"])
+            whose = "" if subject_id is None else f" for subject {subject_id}"
+            raise ProblemError(
+                404, "request_not_found", f"no rights request {request_id}{whose} (yet)"
+            )
+        if len(rows) > 1:
+            subjects = sorted(str(r["subject_id"]) for r in rows)
+            raise ProblemError(
+                409,
+                "request_id_ambiguous",
+                f"rights request id {request_id} names requests of {len(rows)} subjects; "
+                "name one with ?subject_id=",
+                subjects=subjects,
+            )
+        return rows[0]
 
     async def step(
         request_id: UUID,
         kind: str,
         body: StepIn,
+        whose: str | None,
         actor: str | None,
         caller: Caller,
         response: Response,
     ) -> AcceptedOut:
         data = {"request_id": str(request_id), **body.model_dump(exclude={"occurred_at"})}
-        subject = await subject_of(request_id)
+        subject = str((await one_request(request_id, whose))["subject_id"])
         submission = event(kind, subject, actor, caller, body.occurred_at, data)
         return await call([submission], None, response, single=True)
 
@@ -175,44 +198,50 @@ def rights_router(
         request_id: UUID,
         body: IdentityIn,
         response: Response,
+        whose: Whose = None,
         caller: Caller = dpo,
         actor: Actor = None,
     ) -> AcceptedOut:
         """Record that the requester was verified to be the data subject."""
-        return await step(request_id, "request.identity_verified", body, actor, caller, response)
+        return await step(
+            request_id, "request.identity_verified", body, whose, actor, caller, response
+        )
 
     @router.post("/requests/{request_id}/extension", status_code=202)
     async def extend(
         request_id: UUID,
         body: ExtensionIn,
         response: Response,
+        whose: Whose = None,
         caller: Caller = dpo,
         actor: Actor = None,
     ) -> AcceptedOut:
         """Extend by two months, with reasons; only within the first month (Art. 12(3))."""
-        return await step(request_id, "request.extended", body, actor, caller, response)
+        return await step(request_id, "request.extended", body, whose, actor, caller, response)
 
     @router.post("/requests/{request_id}/fulfilment", status_code=202)
     async def fulfil(
         request_id: UUID,
         body: FulfilmentIn,
         response: Response,
+        whose: Whose = None,
         caller: Caller = dpo,
         actor: Actor = None,
     ) -> AcceptedOut:
         """Record the answer: what was done and delivered."""
-        return await step(request_id, "request.fulfilled", body, actor, caller, response)
+        return await step(request_id, "request.fulfilled", body, whose, actor, caller, response)
 
     @router.post("/requests/{request_id}/rejection", status_code=202)
     async def reject(
         request_id: UUID,
         body: RejectionIn,
         response: Response,
+        whose: Whose = None,
         caller: Caller = dpo,
         actor: Actor = None,
     ) -> AcceptedOut:
         """Refuse with written reasons; the ledger adds where the person can complain."""
-        return await step(request_id, "request.rejected", body, actor, caller, response)
+        return await step(request_id, "request.rejected", body, whose, actor, caller, response)
 
     @router.get(
         "/requests",
@@ -228,11 +257,8 @@ def rights_router(
         return [r for r in out if timing_is is None or r.timing == timing_is]
 
     @router.get("/requests/{request_id}", summary="One request", dependencies=readers)
-    async def get_request(request_id: UUID) -> RequestStatusOut:
-        rows = await read_requests(pool, request_ids=[request_id])
-        if not rows:
-            raise ProblemError(404, "request_not_found", f"no rights request {request_id}")
-        return with_timing(rows[0], register, today())
+    async def get_request(request_id: UUID, whose: Whose = None) -> RequestStatusOut:
+        return with_timing(await one_request(request_id, whose), register, today())
 
     @router.get(
         "/subjects/{subject_id}/export",
