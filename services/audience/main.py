@@ -2,8 +2,9 @@
 
 It reads every partition of the feed topic from where its own database says it stopped (the
 start, the first time), without a consumer group: its offsets live only in PostgreSQL, next to
-the audience rows they produced. A record it cannot decode stops it (it never skips a change);
-a database failure is retried with backoff.
+the audience rows they produced, and it looks for new partitions every ``recheck_s`` seconds.
+A record it cannot decode stops it (it never skips a change); a database failure is retried
+with backoff.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -26,6 +28,7 @@ from services.feed.main import stop_on_signals
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+RECHECK_S = 30.0
 
 
 def decode(record: ConsumerRecord[bytes, bytes]) -> FeedRecord:
@@ -60,7 +63,28 @@ async def _partitions(settings: Settings) -> list[int]:
     return [p["partition"] for p in described["partitions"]]
 
 
-async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def _follow(
+    consumer: AIOKafkaConsumer, store: AudienceStore, settings: Settings, known: set[int]
+) -> set[int]:
+    """Read every partition the feed topic has now, each from its stored position.
+
+    Called between batches, when every record fetched so far is applied, so the stored
+    positions are where reading stands; ``assign`` forgets the consumer's own positions, and
+    without a group it would otherwise start a partition at the end and skip its changes."""
+    partitions = set(await _partitions(settings))
+    if partitions == known:
+        return known
+    stored = await store.positions(partitions)
+    consumer.assign([TopicPartition(settings.feed_topic, p) for p in stored])
+    for partition, offset in stored.items():
+        consumer.seek(TopicPartition(settings.feed_topic, partition), offset)
+    log.info("audience consumer reads", extra={"partitions": stored})
+    return partitions
+
+
+async def run(
+    settings: Settings, stop: asyncio.Event | None = None, *, recheck_s: float = RECHECK_S
+) -> None:
     """Keep the audience in sync with the feed until ``stop`` (default: SIGINT or SIGTERM)."""
     stop = stop or stop_on_signals()
     pool = await create_pool(settings.audience_database_url or settings.database_url, max_size=2)
@@ -69,12 +93,12 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     try:
         await store.ensure_schema()
         await consumer.start()
-        stored = await store.positions(await _partitions(settings))
-        consumer.assign([TopicPartition(settings.feed_topic, p) for p in stored])
-        for partition, offset in stored.items():
-            consumer.seek(TopicPartition(settings.feed_topic, partition), offset)
-        log.info("audience consumer started", extra={"partitions": stored})
+        partitions = await _follow(consumer, store, settings, set())
+        checked = time.monotonic()
         while not stop.is_set():
+            if time.monotonic() - checked >= recheck_s:
+                partitions = await _follow(consumer, store, settings, partitions)
+                checked = time.monotonic()
             batches = await consumer.getmany(timeout_ms=200, max_records=settings.feed_batch_max)
             records = [decode(r) for batch in batches.values() for r in batch]
             if records:

@@ -20,10 +20,13 @@ import asyncpg
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from fastapi import FastAPI, Request, Response
 
 from events.codec import encode
-from projections.feed import FeedChange, FeedEntry, FeedView, feed_view
+from events.ids import uuid7
+from projections.feed import FeedChange, FeedEntry, FeedPurpose, FeedView, feed_view
 from projections.rows import state_from_row, state_to_json
 from projections.store import LedgerRecord, SubscriberStore
 from services.audience.main import run as run_audience
@@ -462,3 +465,58 @@ async def test_sigkill_of_the_publisher_loses_nothing_and_the_cli_consumer_follo
     finally:
         codes = stop(publisher), stop(audience)
     assert codes == (0, 0), "SIGTERM stops both cleanly"
+
+
+async def test_the_audience_reads_a_partition_added_while_it_runs(settings: Settings) -> None:
+    """A partition added to the feed topic is read from its start; the partitions it read
+    before go on from where they stood, skipping and repeating nothing."""
+    topic, first = settings.feed_topic, settings.feed_partitions
+
+    def entry(subject: str) -> bytes:
+        eligible = FeedPurpose(eligible=True, reason="consent given")
+        return (
+            FeedEntry(
+                subject_id=subject,
+                email=f"{subject}@example.fi",
+                purposes={"newsletter": eligible},
+                version=1,
+                last_event_id=uuid7(),
+                updated_at=datetime.now(UTC),
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    producer = AIOKafkaProducer(**settings.kafka_options())
+    admin = AIOKafkaAdminClient(**settings.kafka_options())
+    await producer.start()
+    await admin.start()
+    try:
+        await producer.send_and_wait(topic, entry("p-old"), key=b"p-old", partition=0)
+        async with running(lambda stop: run_audience(settings, stop, recheck_s=0.2)):
+
+            async def has(*subjects: str) -> bool:
+                audience = await audience_now(settings.database_url)
+                return {s for s, _ in audience} == set(subjects)
+
+            await eventually(lambda: has("p-old"))
+            await admin.create_partitions({topic: NewPartitions(total_count=first + 1)})
+            await producer.client.force_metadata_update()
+            await producer.send_and_wait(topic, entry("p-new"), key=b"p-new", partition=first)
+            await producer.send_and_wait(topic, entry("p-later"), key=b"p-later", partition=0)
+            await eventually(lambda: has("p-old", "p-new", "p-later"))
+    finally:
+        await producer.stop()
+        await admin.close()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        stored = await conn.fetch(
+            "SELECT partition, next_offset FROM audience_offsets WHERE topic = $1", topic
+        )
+    finally:
+        await conn.close()
+    assert {r["partition"]: r["next_offset"] for r in stored} == {
+        **dict.fromkeys(range(first), 0),
+        0: 2,
+        first: 1,
+    }
