@@ -8,6 +8,7 @@ import logging
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +83,11 @@ def kafka_paths(stack_dir: Path) -> KafkaPaths:
     return KafkaPaths(stack_dir / "kafka")
 
 
-def render_server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
-    """A single-node KRaft config: every replication factor and min ISR is 1."""
+def render_server_properties(
+    *, port: int, controller_port: int, data_dir: Path, extra: Mapping[str, str] | None = None
+) -> str:
+    """A single-node KRaft config: every replication factor and min ISR is 1. ``extra`` adds or
+    replaces settings (the test of TLS and SASL adds a listener with them)."""
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -103,6 +107,7 @@ def render_server_properties(*, port: int, controller_port: int, data_dir: Path)
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        **(extra or {}),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -118,11 +123,15 @@ def new_cluster_id() -> str:
             return text
 
 
-def write_config(paths: KafkaPaths, *, port: int, controller_port: int) -> str:
+def write_config(
+    paths: KafkaPaths, *, port: int, controller_port: int, extra: Mapping[str, str] | None = None
+) -> str:
     """(Re)write server.properties and the log4j config; return the cluster id, made once."""
     paths.logs.mkdir(parents=True, exist_ok=True)
     paths.properties.write_text(
-        render_server_properties(port=port, controller_port=controller_port, data_dir=paths.data)
+        render_server_properties(
+            port=port, controller_port=controller_port, data_dir=paths.data, extra=extra
+        )
     )
     paths.log4j.write_text(LOG4J2_PROPERTIES)
     if not paths.cluster_id.is_file():
@@ -138,13 +147,16 @@ def _java_command(java: str, classpath: str, paths: KafkaPaths, *args: str) -> l
     ]  # fmt: skip
 
 
-async def format_storage(java: str, classpath: str, paths: KafkaPaths, cluster_id: str) -> bool:
-    """Format the data dir unless an earlier run did; True when it formatted now."""
+async def format_storage(
+    java: str, classpath: str, paths: KafkaPaths, cluster_id: str, *extra: str
+) -> bool:
+    """Format the data dir unless an earlier run did; True when it formatted now. ``extra``
+    goes to the storage tool (``--add-scram ...`` creates SASL/SCRAM users)."""
     if (paths.data / "meta.properties").is_file():
         return False
     command = _java_command(
         java, classpath, paths, "kafka.tools.StorageTool", "format",
-        "-t", cluster_id, "-c", str(paths.properties), "--ignore-formatted",
+        "-t", cluster_id, "-c", str(paths.properties), "--ignore-formatted", *extra,
     )  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         *command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -251,15 +263,30 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.start()
         response = await admin.create_topics(topic_specs(settings))
     except KafkaError as exc:
-        raise StackError(
-            f"cannot create topics: Kafka at {settings.kafka_bootstrap} did not answer ({exc}). "
-            "Is the stack up? Start it with: consent-ledger stack up"
-        ) from exc
+        raise StackError(f"cannot create topics: {unreachable(settings, exc)}") from exc
     finally:
         await admin.close()
     failures = [problem for entry in response.topic_errors if (problem := _topic_problem(entry))]
     if failures:
         raise StackError("could not create Kafka topics: " + "; ".join(failures))
+
+
+STACK_UP = "consent-ledger stack up"
+
+
+def unreachable(settings: Settings, exc: Exception) -> str:
+    """Why a client could not talk to Kafka, and what to check. With TLS or SASL, aiokafka says
+    only that it could not bootstrap; the reason (a refused password, an unknown CA) is in the
+    log line it wrote just before."""
+    where = f"Kafka at {settings.kafka_bootstrap}"
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return f"{where} did not answer ({exc}). Is the stack up? Start it with: {STACK_UP}"
+    return (
+        f"{where} did not answer or refused us over {protocol} ({exc}). Check that "
+        "CONSENT_LEDGER_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, _SASL_PASSWORD "
+        "and _SSL_CAFILE match the broker's listener; aiokafka's log line above says why"
+    )
 
 
 def _topic_problem(entry: tuple[str, int, str | None] | tuple[str, int]) -> str | None:
