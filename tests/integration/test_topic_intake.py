@@ -48,8 +48,9 @@ async def test_poison_goes_to_the_dead_letter_topic_and_intake_goes_on(
         ],
     )
 
-    async def arrived() -> bool:
-        return len(await read_topic(settings, settings.dead_letter_topic)) >= 4
+    async def arrived() -> bool:  # dead letters and appends are separate writes: wait for both
+        dead = await read_topic(settings, settings.dead_letter_topic)
+        return len(dead) >= 4 and len(await read_topic(settings, settings.ledger_topic)) >= 2
 
     await eventually(arrived)
     ledger = [decode(r.value) for r in await read_topic(settings, settings.ledger_topic)]
