@@ -263,7 +263,7 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.start()
         response = await admin.create_topics(topic_specs(settings))
     except KafkaError as exc:
-        raise StackError(f"cannot create topics: {unreachable(settings, exc)}") from exc
+        raise StackError(f"cannot create topics: {_unreachable(settings, exc)}") from exc
     finally:
         await admin.close()
     failures = [problem for entry in response.topic_errors if (problem := _topic_problem(entry))]
@@ -274,7 +274,7 @@ async def ensure_topics(settings: Settings) -> None:
 STACK_UP = "consent-ledger stack up"
 
 
-def unreachable(settings: Settings, exc: Exception) -> str:
+def _unreachable(settings: Settings, exc: Exception) -> str:
     """Why a client could not talk to Kafka, and what to check. With TLS or SASL, aiokafka says
     only that it could not bootstrap; the reason (a refused password, an unknown CA) is in the
     log line it wrote just before."""
