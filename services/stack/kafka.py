@@ -271,9 +271,6 @@ async def ensure_topics(settings: Settings) -> None:
         raise StackError("could not create Kafka topics: " + "; ".join(failures))
 
 
-STACK_UP = "consent-ledger stack up"
-
-
 def _unreachable(settings: Settings, exc: Exception) -> str:
     """Why a client could not talk to Kafka, and what to check. With TLS or SASL, aiokafka says
     only that it could not bootstrap; the reason (a refused password, an unknown CA) is in the
@@ -281,7 +278,10 @@ def _unreachable(settings: Settings, exc: Exception) -> str:
     where = f"Kafka at {settings.kafka_bootstrap}"
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
-        return f"{where} did not answer ({exc}). Is the stack up? Start it with: {STACK_UP}"
+        return (
+            f"{where} did not answer ({exc}). Is the stack up? "
+            "Start it with: consent-ledger stack up"
+        )
     return (
         f"{where} did not answer or refused us over {protocol} ({exc}). Check that "
         "CONSENT_LEDGER_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, _SASL_PASSWORD "
