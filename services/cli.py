@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.access.tokens import GRANTS, ROLES
+from services.bench.plan import MEASUREMENTS, select
 from services.config import ROOT, Settings
 from services.process import run_service
 
@@ -191,6 +192,16 @@ def _count(value: str) -> int:
     return count
 
 
+def _measurements(value: str) -> list[str]:
+    """The names of ``--only``, checked here so that a typo fails before the stack starts."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    try:
+        select(names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from services.bench.main import configure, main
 
@@ -201,6 +212,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         out=Path(args.out) if args.out else None,
         http_rate=args.http_rate,
         lag_rate=args.lag_rate,
+        only=args.only or (),
     )
     return main(config)
 
@@ -613,6 +625,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         metavar="EVENTS_PER_S",
         help="events/s offered while measuring end-to-end lag (default 200; --large 5000)",
+    )
+    bench.add_argument(
+        "--only",
+        type=_measurements,
+        metavar="NAME,...",
+        help=f"make only these measurements ({', '.join(MEASUREMENTS)}); replay brings "
+        "projection along, whose ledger it rebuilds",
     )
     tokens = commands.add_parser(
         "tokens", help="API tokens", description="Issue, list and revoke API tokens."

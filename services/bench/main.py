@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from projections.migrations import apply
 from services import stack
 from services.bench import children, feed_latency, pipeline, raw, report, workload
 from services.bench.http_load import LoadResult
+from services.bench.plan import MEASUREMENTS, WITH_SERVICES, select
 from services.bench.results import Count, Measured, OpenLoop, build_rows
 from services.config import ROOT, Settings
 
@@ -53,6 +54,7 @@ class Config:
     capacity_workers: int = 64
     capacity_seconds: float = 5.0
     raw_max: int = 200_000  # the raw limits are rates: a sample this large is plenty
+    only: tuple[str, ...] = MEASUREMENTS
 
     @property
     def timeout_s(self) -> float:
@@ -73,9 +75,11 @@ def configure(
     out: Path | None = None,
     http_rate: float | None = None,
     lag_rate: float | None = None,
+    only: Collection[str] = (),
 ) -> Config:
-    """The run's configuration: ``--large`` changes the defaults, explicit values win."""
-    config = Config(large=large, out=out)
+    """The run's configuration: ``--large`` changes the defaults, explicit values win;
+    ``only`` names the measurements to make (see :func:`plan.select`)."""
+    config = Config(large=large, out=out, only=select(only))
     if large:
         config = replace(
             config,
@@ -216,20 +220,31 @@ class Run:
         return phase * self.config.span
 
     async def measure(self) -> None:
-        await step("raw limits", self.raw_limits())
-        await step("projection", self.projection())
-        await step("replay", self.replay())
-        if "projector" not in {c.name for c in self.children}:
+        steps: dict[str, Callable[[], Awaitable[None]]] = {
+            "raw": self.raw_limits,
+            "projection": self.projection,
+            "replay": self.replay,
+            "http-batches": self.http_batches,
+            "capacity": self.http_capacity,
+            "open-loop": self.http_open_loop,
+            "lag": self.lag,
+            "feed": self.feed_latency,
+            "kafka-intake": self.kafka_intake,
+        }
+        for name in self.config.only:
+            if name in WITH_SERVICES and "intake" not in self.running():
+                await self.start_services()
+            await step(name, steps[name]())
+
+    def running(self) -> set[str]:
+        return {c.name for c in self.children}
+
+    async def start_services(self) -> None:
+        if "projector" not in self.running():
             self.children.append(await children.start("projector", self.s))
         say("starting intake and the feed publisher")
         self.children.append(await children.start("intake", self.s))
         self.children.append(children.start_worker("feed", self.s))
-        await step("HTTP batches", self.http_batches())
-        await step("HTTP capacity", self.http_capacity())
-        await step("HTTP open loop", self.http_open_loop())
-        await step("end-to-end lag", self.lag())
-        await step("feed latency", self.feed_latency())
-        await step("Kafka intake topic", self.kafka_intake())
 
     async def replay(self) -> None:
         from services.replay.report import ReplayReport

@@ -13,6 +13,7 @@ from typing import Any
 
 MET = "met"
 NOT_MET = "not met"
+NOT_MEASURED = "not measured"  # failed, or left out with --only: says nothing either way
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +81,15 @@ def ratio(value: float | None, limit: float | None) -> float | None:
 
 
 def at_least(value: float | None, threshold: float) -> str:
-    return MET if value is not None and value >= threshold else NOT_MET
+    if value is None:
+        return NOT_MEASURED
+    return MET if value >= threshold else NOT_MET
 
 
 def at_most(value: float | None, threshold: float) -> str:
-    return MET if value is not None and value <= threshold else NOT_MET
+    if value is None:
+        return NOT_MEASURED
+    return MET if value <= threshold else NOT_MET
 
 
 def all_of(*verdicts: str) -> str:
@@ -172,4 +177,6 @@ def to_json(rows: Iterable[Row], meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def below(value: float | None, threshold: float) -> str:
-    return MET if value is not None and value < threshold else NOT_MET
+    if value is None:
+        return NOT_MEASURED
+    return MET if value < threshold else NOT_MET

@@ -8,8 +8,10 @@ from services.bench.children import run_command, vm_hwm_mb
 from services.bench.http_load import Outcome
 from services.bench.main import configure
 from services.bench.pipeline import LagTracker, ends, request_shape
+from services.bench.plan import MEASUREMENTS, select
 from services.bench.report import (
     MET,
+    NOT_MEASURED,
     NOT_MET,
     Latencies,
     Row,
@@ -76,7 +78,9 @@ def test_rate_and_ratio() -> None:
 def test_verdicts() -> None:
     assert at_least(20_000.0, 20_000.0) == MET
     assert at_least(19_999.0, 20_000.0) == NOT_MET
-    assert at_least(None, 1.0) == NOT_MET
+    assert at_least(None, 1.0) == NOT_MEASURED  # failed or left out: neither met nor not
+    assert at_most(None, 1.0) == NOT_MEASURED
+    assert below(None, 1.0) == NOT_MEASURED
     assert at_most(50.0, 50.0) == MET
     assert at_most(50.1, 50.0) == NOT_MET
     assert below(249.9, 250.0) == MET
@@ -260,3 +264,30 @@ def test_the_feed_target_counts_the_slowest_withdrawal_and_any_missing_one() -> 
     assert row.target is not None
     assert row.target.verdict == NOT_MET
     assert "1 never seen within 30 s" in row.conditions
+
+
+def test_only_keeps_the_run_order_and_brings_the_projection_to_a_replay() -> None:
+    assert select([]) == MEASUREMENTS
+    assert select(["kafka-intake", "raw"]) == ("raw", "kafka-intake")
+    assert select(["replay"]) == ("projection", "replay")  # it rebuilds what projection appended
+    assert configure(only=["lag"]).only == ("lag",)
+    with pytest.raises(ValueError, match="no measurement named bogus; there are raw, "):
+        select(["raw", "bogus"])
+
+
+def test_a_measurement_left_out_is_not_measured_not_failed() -> None:
+    rows = {r.name: r for r in build_rows(Measured(events=1, subjects=1))}
+    for name in (
+        "HTTP single event, capacity",
+        "full rebuild from offset 0 (consent-ledger replay)",
+    ):
+        row = rows[name]
+        assert row.target is not None
+        assert (row.value, row.conditions, row.target.verdict) == (
+            None,
+            "not measured",
+            NOT_MEASURED,
+        )
+    feed = rows["withdrawal -> feed says not eligible, max"].target
+    assert feed is not None
+    assert feed.verdict == NOT_MEASURED
