@@ -217,6 +217,19 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return main(config)
 
 
+def cmd_bench_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.report import format_table
+    from services.bench.scaling import CompareError, compare, load
+
+    try:
+        rows = compare([load(Path(f)) for f in args.smaller], load(Path(args.larger)))
+    except CompareError as exc:
+        print(f"consent-ledger: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    return 0
+
+
 async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
     from projections.db import create_pool
 
@@ -633,6 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"make only these measurements ({', '.join(MEASUREMENTS)}); replay brings "
         "projection along, whose ledger it rebuilds",
     )
+    compare = add(
+        commands,
+        "bench-compare",
+        cmd_bench_compare,
+        "the linearity target: a larger bench run's cost per event against smaller runs'",
+    )
+    compare.add_argument(
+        "smaller", nargs="+", help="result files of `bench` runs of one size (e.g. default runs)"
+    )
+    compare.add_argument("larger", help="the result file of a larger run (e.g. --large)")
     tokens = commands.add_parser(
         "tokens", help="API tokens", description="Issue, list and revoke API tokens."
     )

@@ -30,11 +30,17 @@ from services import stack
 from services.bench import children, feed_latency, pipeline, raw, report, workload
 from services.bench.http_load import LoadResult
 from services.bench.plan import MEASUREMENTS, WITH_SERVICES, select
-from services.bench.results import Count, Measured, OpenLoop, build_rows
+from services.bench.results import (
+    LARGE_EVENTS,
+    LARGE_SUBJECTS,
+    Count,
+    Measured,
+    OpenLoop,
+    build_rows,
+)
 from services.config import ROOT, Settings
 
 DEFAULT_EVENTS, DEFAULT_SUBJECTS = 30_000, 10_000
-LARGE_EVENTS, LARGE_SUBJECTS = 5_000_000, 1_000_000
 RESULTS_DIR = ROOT / "bench-results"
 T = TypeVar("T")
 

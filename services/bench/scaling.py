@@ -1,0 +1,108 @@
+"""The linearity target: a larger run's cost per event against a smaller run's, path by path.
+
+Reads two result files that ``consent-ledger bench`` wrote; the rest is pure.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from services.bench.report import Row, Target, at_most, number, under_load
+from services.bench.results import LARGE_EVENTS, LARGE_SUBJECTS
+
+#: The rows whose runs handle ``events`` events, so their cost per event can grow with size.
+SCALED = (
+    ("intake", "Kafka intake topic -> ledger"),
+    ("intake", "HTTP batches -> ledger"),
+    ("projection", "pre-filled ledger -> PostgreSQL"),
+    ("end to end", "HTTP batches -> rows visible in PostgreSQL"),
+    ("replay", "full rebuild from offset 0 (consent-ledger replay)"),
+)
+MAX_GROWTH = 1.5
+
+
+class _Size(BaseModel):
+    events: int
+    subjects: int
+
+
+class _Result(BaseModel):
+    section: str
+    name: str
+    value: float | None
+    unit: str
+
+
+class BenchFile(BaseModel):
+    """The parts of a result file that the comparison reads."""
+
+    started_at: str
+    config: _Size
+    results: list[_Result]
+
+    def rate(self, section: str, name: str) -> float | None:
+        found = [r.value for r in self.results if (r.section, r.name) == (section, name)]
+        return found[0] if found else None
+
+
+class CompareError(Exception):
+    """The two files cannot be compared; the message says why."""
+
+
+def load(path: Path) -> BenchFile:
+    try:
+        return BenchFile.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise CompareError(f"{path}: cannot be read ({exc.strerror})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        reason = f"{where}: {first['msg']}" if where else first["msg"]
+        raise CompareError(f"{path}: not a bench result file ({reason})") from None
+
+
+def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
+    """One row per scaled path: the larger run's cost per event as a multiple of the smaller
+    runs'. Their median is the base, since one run on a shared machine can be far off."""
+    sizes = {(run.config.events, run.config.subjects) for run in smaller}
+    if len(sizes) != 1:
+        raise CompareError(f"the smaller runs differ in size: {sorted(sizes)} (events, subjects)")
+    ((events, _),) = sizes
+    if larger.config.events <= events:
+        raise CompareError(
+            f"the last file must be the larger run: it has {larger.config.events:,} events, "
+            f"the others {events:,}"
+        )
+    return [_row(smaller, larger, section, name) for section, name in SCALED]
+
+
+def _row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: str) -> Row:
+    rates = sorted(r for run in smaller if (r := run.rate(section, name)) is not None)
+    small = statistics.median(rates) if rates else None
+    large = larger.rate(section, name)
+    growth = small / large if small and large else None
+    verdict = at_most(growth, MAX_GROWTH)
+    for size, target, unit in (
+        (larger.config.events, LARGE_EVENTS, "events"),
+        (larger.config.subjects, LARGE_SUBJECTS, "subjects"),
+    ):
+        verdict = under_load(verdict, size, target, unit, how="run with")
+    spread = f" ({number(rates[0])} to {number(rates[-1])})" if len(rates) > 1 else ""
+    return Row(
+        "scale", f"{section}: {name}", growth, "x",
+        f"{len(smaller)} run(s) of {_size(smaller[0])}: median {_rate(small)}{spread}; "
+        f"{_size(larger)}: {_rate(large)}",
+        target=Target(f"<= {MAX_GROWTH} x the smaller runs' cost per event", verdict),
+    )  # fmt: skip
+
+
+def _size(run: BenchFile) -> str:
+    return f"{run.config.events:,} events, {run.config.subjects:,} subjects"
+
+
+def _rate(value: float | None) -> str:
+    return "not measured" if value is None else f"{number(value)} events/s"

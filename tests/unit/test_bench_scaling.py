@@ -1,0 +1,105 @@
+"""``consent-ledger bench-compare``: the linearity target from result files the bench wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from services.bench.report import MET, NOT_MEASURED, NOT_MET, Row, to_json
+from services.bench.results import Count, Measured, build_rows
+from services.bench.scaling import SCALED, CompareError, compare, load
+from services.cli import main
+
+
+def result_file(tmp_path: Path, name: str, events: int, subjects: int, seconds: float) -> Path:
+    """A file as the bench writes it, every scaled path at ``events / seconds`` events/s."""
+    m = Measured(events, subjects)
+    done = Count(events, seconds)
+    m.kafka_intake = m.http_batch = m.projection = m.end_to_end = m.replay = done
+    meta = {
+        "started_at": "2026-11-26T06:00:00+00:00",
+        "config": {"events": events, "subjects": subjects},
+    }
+    path = tmp_path / name
+    path.write_bytes(orjson.dumps(to_json(build_rows(m), meta)))
+    return path
+
+
+def growth(rows: list[Row]) -> list[float | None]:
+    return [r.value for r in rows]
+
+
+def test_every_scaled_path_is_a_row_the_bench_writes(tmp_path: Path) -> None:
+    run = load(result_file(tmp_path, "a.json", 1_000, 10, 1.0))
+    assert all(run.rate(section, name) == 1_000.0 for section, name in SCALED)
+
+
+def test_cost_per_event_grows_by_the_ratio_of_rates_over_the_smaller_runs_median(
+    tmp_path: Path,
+) -> None:
+    smaller = [
+        load(result_file(tmp_path, f"s{i}.json", 30_000, 10_000, seconds))
+        for i, seconds in enumerate([10.0, 15.0, 30.0])  # 3,000 / 2,000 / 1,000 events/s
+    ]
+    same = load(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0))  # 2,000/s
+    rows = compare(smaller, same)
+    assert growth(rows) == [1.0] * len(SCALED)
+    assert all(r.target is not None and r.target.verdict == MET for r in rows)
+    assert "median 2,000 events/s (1,000 to 3,000)" in rows[0].conditions
+    slower = load(result_file(tmp_path, "m.json", 5_000_000, 1_000_000, 5_000.0))  # 1,000/s
+    rows = compare(smaller, slower)
+    assert growth(rows) == [2.0] * len(SCALED)
+    assert all(r.target is not None and r.target.verdict == NOT_MET for r in rows)
+
+
+def test_a_met_growth_below_the_large_size_is_not_shown(tmp_path: Path) -> None:
+    smaller = [load(result_file(tmp_path, "s.json", 30_000, 10_000, 15.0))]
+    for events, subjects, short in [
+        (1_000_000, 1_000_000, "events"),
+        (5_000_000, 10_000, "subjects"),
+    ]:
+        larger = load(result_file(tmp_path, "l.json", events, subjects, events / 2_000))
+        (row, *_) = compare(smaller, larger)
+        assert row.target is not None
+        assert row.target.verdict.startswith("not shown (run with")
+        assert short in row.target.verdict
+
+
+def test_a_path_left_out_of_either_run_is_not_measured(tmp_path: Path) -> None:
+    smaller = [load(result_file(tmp_path, "s.json", 30_000, 10_000, 15.0))]
+    doc = orjson.loads(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0).read_bytes())
+    for item in doc["results"]:
+        if item["section"] == "replay":
+            item["value"] = None
+    (tmp_path / "l.json").write_bytes(orjson.dumps(doc))
+    rows = {r.name: r for r in compare(smaller, load(tmp_path / "l.json"))}
+    replay = rows["replay: full rebuild from offset 0 (consent-ledger replay)"]
+    assert replay.value is None
+    assert replay.target is not None
+    assert replay.target.verdict == NOT_MEASURED
+
+
+def test_the_files_must_be_runs_of_one_size_then_a_larger_one(tmp_path: Path) -> None:
+    a = load(result_file(tmp_path, "a.json", 30_000, 10_000, 15.0))
+    b = load(result_file(tmp_path, "b.json", 60_000, 10_000, 15.0))
+    with pytest.raises(CompareError, match="the smaller runs differ in size"):
+        compare([a, b], b)
+    with pytest.raises(CompareError, match="the last file must be the larger run"):
+        compare([b], a)
+
+
+def test_the_command_prints_the_table_and_names_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = result_file(tmp_path, "s.json", 30_000, 10_000, 15.0)
+    large = result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 5_000.0)
+    assert main(["bench-compare", str(small), str(large)]) == 0
+    out = capsys.readouterr().out
+    assert "replay: full rebuild from offset 0" in out
+    assert "2.00 x" in out
+    (tmp_path / "bad.json").write_bytes(b'{"started_at": "x", "config": {"events": "many"}}')
+    assert main(["bench-compare", str(tmp_path / "bad.json"), str(large)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json: not a bench result file (config.events:" in err
