@@ -87,7 +87,15 @@ async def post(http: Pool, path: str, body: bytes, scheduled: float) -> Outcome:
     return Outcome(scheduled, loop.time(), status, positions)
 
 
-async def fixed_count(http: Pool, path: str, requests: int, workers: int, body: Body) -> LoadResult:
+async def fixed_count(
+    http: Pool,
+    path: str,
+    requests: int,
+    workers: int,
+    body: Body,
+    *,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> LoadResult:
     """``requests`` requests by ``workers`` concurrent senders, each waiting for its answer."""
     loop = asyncio.get_running_loop()
     result = LoadResult(started=loop.time())
@@ -95,7 +103,10 @@ async def fixed_count(http: Pool, path: str, requests: int, workers: int, body: 
 
     async def worker() -> None:
         for i in queue:
-            result.outcomes.append(await post(http, path, body(i), loop.time()))
+            outcome = await post(http, path, body(i), loop.time())
+            result.outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
 
     await asyncio.gather(*(worker() for _ in range(workers)))
     return result

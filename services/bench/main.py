@@ -39,9 +39,11 @@ from services.bench.results import (
     build_rows,
 )
 from services.config import ROOT, Settings
+from services.progress import ProgressPrinter
 
 DEFAULT_EVENTS, DEFAULT_SUBJECTS = 30_000, 10_000
 RESULTS_DIR = ROOT / "bench-results"
+PROGRESS_S = 10.0
 T = TypeVar("T")
 
 
@@ -105,6 +107,13 @@ def configure(
 
 def say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def progress(label: str, unit: str = "events") -> pipeline.Progress:
+    """Progress lines for a long phase, every ``PROGRESS_S``, timed from this call."""
+    printer = ProgressPrinter(label, unit, say, interval_s=PROGRESS_S)
+    started = time.monotonic()
+    return lambda done, total: printer.report(done, total, time.monotonic() - started)
 
 
 @dataclass(frozen=True)
@@ -284,15 +293,18 @@ class Run:
     async def projection(self) -> None:
         n = self.config.events
         say(f"projection: pre-filling the ledger with {n:,} events (appender)")
-        targets = await pipeline.prefill(self.s, self.start_index(1), n, self.config.subjects)
+        targets = await pipeline.prefill(
+            self.s, self.start_index(1), n, self.config.subjects, progress("projection: appended")
+        )
 
         async def start_projector() -> None:
             say("projection: starting the projector")
             self.children.append(await children.start("projector", self.s))
 
         timed = await pipeline.projection(
-            self.conn, self.s.ledger_topic, targets, start_projector, self.config.timeout_s
-        )
+            self.conn, self.s.ledger_topic, targets, start_projector, self.config.timeout_s,
+            progress("projection: folded"),
+        )  # fmt: skip
         self.m.projection = Count(timed.count, timed.seconds)
         say(f"projection: {_rate(self.m.projection)} events/s")
 
@@ -301,7 +313,7 @@ class Run:
         say(f"intake: {c.events:,} events in HTTP batches of 1,000, {c.batch_clients} clients")
         run = await pipeline.http_batches(
             self.s, self.conn, self.start_index(2), c.events, c.subjects, c.batch_clients,
-            c.timeout_s,
+            c.timeout_s, progress("intake: accepted"), progress("end to end: rows visible"),
         )  # fmt: skip
         kinds = run.failure_kinds
         self.m.http_batch = Count(run.intake.count, run.intake.seconds, run.intake.failed, kinds)
@@ -383,8 +395,9 @@ class Run:
         c = self.config
         say(f"intake: {c.events:,} submissions through the Kafka intake topic")
         timed, produce_s = await pipeline.kafka_intake(
-            self.s, self.start_index(6), c.events, c.subjects, c.timeout_s
-        )
+            self.s, self.start_index(6), c.events, c.subjects, c.timeout_s,
+            progress("intake: Kafka topic, committed", "submissions"),
+        )  # fmt: skip
         self.m.kafka_intake = Count(timed.count, timed.seconds)
         self.m.kafka_produce_s = produce_s
         rate = _rate(self.m.kafka_intake)

@@ -35,6 +35,13 @@ from services.privacy.secrets import load_secrets
 POLL_S = 0.05
 LAG_POLL_S = 0.01
 Offsets = dict[int, int]
+#: ``(done, total)`` of a long phase, for the progress lines.
+Progress = Callable[[int, int], None]
+
+
+def _quiet(done: int, total: int) -> None:
+    """No progress lines (the default)."""
+
 
 _PROGRESS = (
     "SELECT partition, next_offset FROM projector_offsets WHERE projection = $1 AND topic = $2"
@@ -58,14 +65,26 @@ async def progress(conn: asyncpg.Connection[Any], topic: str) -> Offsets:
     return {row["partition"]: row["next_offset"] for row in rows}
 
 
+def folded(progress: Offsets, targets: Offsets) -> int:
+    """How many of the records before ``targets`` the projection has folded."""
+    return sum(min(progress.get(p, 0), end) for p, end in targets.items())
+
+
 async def wait_projected(
-    conn: asyncpg.Connection[Any], topic: str, targets: Offsets, timeout_s: float
+    conn: asyncpg.Connection[Any],
+    topic: str,
+    targets: Offsets,
+    timeout_s: float,
+    report: Progress = _quiet,
 ) -> float | None:
     """The (monotonic) time the projection reached ``targets``; None after ``timeout_s``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    total = sum(targets.values())
     while loop.time() < deadline:
-        if reached(await progress(conn, topic), targets):
+        now = await progress(conn, topic)
+        report(folded(now, targets), total)
+        if reached(now, targets):
             return loop.time()
         await asyncio.sleep(POLL_S)
     return None
@@ -99,7 +118,9 @@ async def quiesce(
         await consumer.stop()
 
 
-async def prefill(settings: Settings, start: int, count: int, subjects: int) -> Offsets:
+async def prefill(
+    settings: Settings, start: int, count: int, subjects: int, report: Progress = _quiet
+) -> Offsets:
     """Append events, sealed as intake seals them, to the ledger topic with intake's appender;
     where they ended."""
     appender = Appender(settings.kafka_options(), f"bench-prefill-{uuid.uuid4().hex}")
@@ -111,6 +132,7 @@ async def prefill(settings: Settings, start: int, count: int, subjects: int) -> 
         for chunk in workload.event_chunks(start, count, subjects, 5000):
             sealed = seal_all(chunk, await keys.current(e.subject_id for e in chunk))
             receipts.extend(await appender.append(to_records(sealed, settings.ledger_topic)))
+            report(len(receipts), count)
     finally:
         await appender.stop()
         await db.close()
@@ -132,11 +154,12 @@ async def projection(
     targets: Offsets,
     start_projector: Callable[[], Awaitable[object]],
     timeout_s: float,
+    report: Progress = _quiet,
 ) -> Timed:
     """Start the projector on a pre-filled ledger and time the fold from its first batch to
     the end (process start-up and the group join are not counted)."""
     total = sum(targets.values())
-    poller = asyncio.create_task(_fold_samples(conn, topic, targets, timeout_s))
+    poller = asyncio.create_task(_fold_samples(conn, topic, targets, timeout_s, report))
     try:
         await start_projector()
         first, done = await poller
@@ -149,17 +172,23 @@ async def projection(
 
 
 async def _fold_samples(
-    conn: asyncpg.Connection[Any], topic: str, targets: Offsets, timeout_s: float
+    conn: asyncpg.Connection[Any],
+    topic: str,
+    targets: Offsets,
+    timeout_s: float,
+    report: Progress,
 ) -> tuple[tuple[float, int] | None, float | None]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     first: tuple[float, int] | None = None
+    total = sum(targets.values())
     while loop.time() < deadline:
         now_progress = await progress(conn, topic)
         now = loop.time()
-        folded = sum(min(now_progress.get(p, 0), end) for p, end in targets.items())
-        if first is None and folded > 0:
-            first = (now, folded)
+        done = folded(now_progress, targets)
+        report(done, total)
+        if first is None and done > 0:
+            first = (now, done)
         if reached(now_progress, targets):
             return first, now
         await asyncio.sleep(POLL_S)
@@ -204,18 +233,29 @@ async def http_batches(
     subjects: int,
     clients: int,
     timeout_s: float,
+    sent: Progress = _quiet,
+    visible: Progress = _quiet,
 ) -> BatchRun:
     """``count`` events in batches of 1000 by ``clients`` concurrent clients: the time to the
     last 202 (intake), and to the last row visible (end to end)."""
     size = 1000
     requests = math.ceil(count / size)
+    answered = 0
+
+    def on_done(outcome: Outcome) -> None:
+        nonlocal answered
+        answered += len(outcome.positions)
+        sent(answered, count)
+
     async with await intake_client(settings, clients) as http:
         result = await http_load.fixed_count(
-            http, "/v1/events/batch", requests, clients, batch_body(start, size, subjects)
-        )
+            http, "/v1/events/batch", requests, clients, batch_body(start, size, subjects),
+            on_done=on_done,
+        )  # fmt: skip
     accepted = len(result.positions())
     intake = Timed(accepted, result.last_done - result.started, result.failed)
-    done = await wait_projected(conn, settings.ledger_topic, ends(result.positions()), timeout_s)
+    targets = ends(result.positions())
+    done = await wait_projected(conn, settings.ledger_topic, targets, timeout_s, visible)
     e2e = Timed(accepted, None if done is None else done - result.started, result.failed)
     return BatchRun(intake, e2e, result.failure_kinds())
 
@@ -338,7 +378,12 @@ async def end_to_end_lag(
 
 
 async def kafka_intake(
-    settings: Settings, start: int, count: int, subjects: int, timeout_s: float
+    settings: Settings,
+    start: int,
+    count: int,
+    subjects: int,
+    timeout_s: float,
+    report: Progress = _quiet,
 ) -> tuple[Timed, float]:
     """Produce ``count`` submissions to the intake topic; time until the intake group's
     committed offsets (committed in the same transaction as the ledger records) cover them.
@@ -362,6 +407,7 @@ async def kafka_intake(
             total = sum(
                 o.offset for tp, o in committed.items() if tp.topic == settings.intake_topic
             )
+            report(total, count)
             if total >= count:
                 done = loop.time()
                 break

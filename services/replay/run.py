@@ -26,6 +26,7 @@ from projections.store import PROJECTION, BatchResult, LedgerRecord, SubscriberS
 from services.config import Settings
 from services.privacy.keystore import KeyStore
 from services.privacy.secrets import load_secrets
+from services.progress import ProgressPrinter
 from services.projector.consumer import decode_record, open_all
 from services.replay.compare import COMPARED, compare_table, quote
 from services.replay.reader import ReplayError, read_until
@@ -54,25 +55,17 @@ def check_schema_name(name: str) -> str:
 
 
 class StderrProgress:
-    """Prints progress to stderr at most once a second: events/s and the ETA to the end."""
+    """Prints progress to stderr at most once a second: records/s and the ETA to the end."""
 
     def __init__(self, interval_s: float = 1.0) -> None:
-        self._interval = interval_s
-        self._last = -interval_s
+        self._printer = ProgressPrinter("replay", "records", _stderr, interval_s)
 
     def __call__(self, done: int, total: int, applied: int, elapsed: float) -> None:
-        if elapsed - self._last < self._interval and done < total:
-            return
-        self._last = elapsed
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = f"{(total - done) / rate:,.0f} s" if rate > 0 else "?"
-        share = 100 * done / total if total else 100.0
-        print(
-            f"replay: {done:,}/{total:,} records ({share:.0f}%), {applied:,} events folded, "
-            f"{rate:,.0f} events/s, ETA {eta}",
-            file=sys.stderr,
-            flush=True,
-        )
+        self._printer.report(done, total, elapsed, f", {applied:,} events folded")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 async def replay(
