@@ -65,6 +65,10 @@ class FeedChange(BaseModel):
     entry: FeedEntry | None = Field(description="null: erased; delete everything about them.")
 
 
+#: The Kafka header on every feed record with the entry's ``version`` (ASCII digits), so that a
+#: tombstone, which has no value, says which version it is too.
+VERSION_HEADER = "version"
+
 #: What a mail tool sees of a person, as plain values (cheap to compare on the projector's hot
 #: path): the address, and per purpose (id, eligible, reason, valid_until). The feed emits only
 #: when this changes; ``None`` is the tombstone.

@@ -9,6 +9,7 @@ from events.catalog import EVENT_ADAPTER, AnyEvent
 from events.consent import ConsentGiven, ConsentWithdrawn
 from events.envelope import Envelope
 from events.ids import uuid7
+from projections.feed import FeedEntry, FeedPurpose
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
 
@@ -129,3 +130,15 @@ def valid_json(kind: str, subject_id: str = "crm-1", **overrides: Any) -> dict[s
 def recorded_event(kind: str, subject_id: str = "crm-1", minutes: int = 0) -> AnyEvent:
     """Any valid event as the ledger records it, to write to the ledger topic directly."""
     return EVENT_ADAPTER.validate_python(_recorded(valid_json(kind, subject_id), minutes))
+
+
+def feed_entry(subject: str, version: int = 1) -> FeedEntry:
+    """An entry eligible for the newsletter, its address naming the version."""
+    return FeedEntry(
+        subject_id=subject,
+        email=f"{subject}.v{version}@example.fi",
+        purposes={"newsletter": FeedPurpose(eligible=True, reason="consent given")},
+        version=version,
+        last_event_id=uuid7(),
+        updated_at=T0,
+    )

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from projections.db import create_pool
-from projections.feed import FeedEntry
+from projections.feed import VERSION_HEADER, FeedEntry
 from services.audience.store import AudienceStore, FeedRecord
 from services.config import Settings
 from services.feed.main import stop_on_signals
@@ -32,9 +32,25 @@ RECHECK_S = 30.0
 
 
 def decode(record: ConsumerRecord[bytes, bytes]) -> FeedRecord:
-    """A feed record as the store wants it; a tombstone has no value."""
-    entry = FeedEntry.model_validate_json(record.value) if record.value is not None else None
-    return FeedRecord(record.partition, record.offset, record.key.decode(), entry)
+    """A feed record as the store wants it; a tombstone has no value, only a version header."""
+    subject = record.key.decode()
+    if record.value is not None:
+        entry = FeedEntry.model_validate_json(record.value)
+        return FeedRecord(record.partition, record.offset, subject, entry, entry.version)
+    return FeedRecord(record.partition, record.offset, subject, None, header_version(record))
+
+
+def header_version(record: ConsumerRecord[bytes, bytes]) -> int | None:
+    """The ``version`` header (``None`` if absent); a malformed one is a record we cannot read."""
+    raw = dict(record.headers).get(VERSION_HEADER)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise ValueError(
+            f"{VERSION_HEADER} header: {raw!r} at {record.topic}[{record.partition}]@"
+            f"{record.offset} is not a whole number"
+        )
+    return int(raw)
 
 
 async def _apply(store: AudienceStore, records: list[FeedRecord], stop: asyncio.Event) -> None:

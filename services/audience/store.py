@@ -1,9 +1,14 @@
 """The audience table of a mail tool, and the feed offsets it was built from, in one database.
 
 Each consumed batch is one transaction: the offsets rows of its partitions are locked, records
-before the stored offset are skipped (a redelivery or a second instance), every subject of the
-batch loses its rows and gets its latest entry's eligible purposes back, and the offsets move.
-So the table always equals the feed up to the stored offsets, whatever crashes in between.
+before the stored offset are skipped (a redelivery or a second instance), every subject whose
+record is newer than what the table holds loses its rows and gets that entry's eligible
+purposes back, and the offsets move. So the table always equals the feed up to the stored
+offsets, whatever crashes in between.
+
+"Newer" is the feed's per-subject ``version`` (a tombstone carries it in a header), kept in
+``audience_versions``: a person's records share a partition, but after partitions are added
+to the topic an older record may still wait in the old one, and must not win over the newer.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ CREATE TABLE IF NOT EXISTS audience_members (
     version     bigint      NOT NULL,
     PRIMARY KEY (subject_id, purpose)
 );
+CREATE TABLE IF NOT EXISTS audience_versions (
+    subject_id  text        PRIMARY KEY,
+    version     bigint      NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audience_offsets (
     topic       text        NOT NULL,
     partition   integer     NOT NULL,
@@ -40,6 +49,13 @@ _LOCK = """
 SELECT partition, next_offset FROM audience_offsets
 WHERE topic = $1 AND partition = ANY($2::int[]) ORDER BY partition FOR UPDATE
 """
+_NEWER = """
+INSERT INTO audience_versions AS v (subject_id, version)
+SELECT * FROM unnest($1::text[], $2::bigint[])
+ON CONFLICT (subject_id) DO UPDATE SET version = EXCLUDED.version
+WHERE v.version < EXCLUDED.version
+RETURNING subject_id
+"""
 _FORGET = "DELETE FROM audience_members WHERE subject_id = ANY($1::text[])"
 _ADD = """
 INSERT INTO audience_members (subject_id, purpose, email, valid_until, version)
@@ -54,12 +70,14 @@ WHERE o.topic = $1 AND o.partition = n.partition
 
 @dataclass(frozen=True, slots=True)
 class FeedRecord:
-    """One feed record: its position, its key, and its entry (``None``: a tombstone)."""
+    """One feed record: its position, its key, its entry (``None``: a tombstone) and its
+    version (``None``: a tombstone published before tombstones carried one)."""
 
     partition: int
     offset: int
     subject_id: str
     entry: FeedEntry | None
+    version: int | None
 
 
 class AudienceStore:
@@ -90,15 +108,25 @@ class AudienceStore:
                 row["partition"]: row["next_offset"]
                 for row in await conn.fetch(_LOCK, self._topic, partitions)
             }
-            latest = {r.subject_id: r.entry for r in records if r.offset >= stored[r.partition]}
+            latest = _latest([r for r in records if r.offset >= stored[r.partition]])
+            versioned = sorted(  # rows locked in one order: two instances cannot deadlock
+                (r for r in latest.values() if r.version is not None), key=lambda r: r.subject_id
+            )
+            newer = {
+                row["subject_id"]
+                for row in await conn.fetch(
+                    _NEWER, [r.subject_id for r in versioned], [r.version for r in versioned]
+                )
+            }
+            changed = [r for r in latest.values() if r.version is None or r.subject_id in newer]
             members = [
-                (subject, purpose, entry.email, p.valid_until, entry.version)
-                for subject, entry in latest.items()
-                if entry is not None and entry.email is not None
-                for purpose, p in entry.purposes.items()
+                (r.subject_id, purpose, r.entry.email, p.valid_until, r.entry.version)
+                for r in changed
+                if r.entry is not None and r.entry.email is not None
+                for purpose, p in r.entry.purposes.items()
                 if p.eligible
             ]
-            await conn.execute(_FORGET, list(latest))
+            await conn.execute(_FORGET, [r.subject_id for r in changed])
             if members:
                 await conn.execute(_ADD, *(list(c) for c in zip(*members, strict=True)))
             ends: dict[int, int] = {}
@@ -106,4 +134,15 @@ class AudienceStore:
                 ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
             advance = {p: end for p, end in ends.items() if end > stored[p]}
             await conn.execute(_ADVANCE, self._topic, list(advance), list(advance.values()))
-        return len(latest)
+        return len(changed)
+
+
+def _latest(records: Sequence[FeedRecord]) -> dict[str, FeedRecord]:
+    """Per subject, the record of the highest version (the last one where versions are
+    missing); the table's own versions are compared in SQL."""
+    latest: dict[str, FeedRecord] = {}
+    for r in records:
+        held = latest.get(r.subject_id)
+        if held is None or r.version is None or held.version is None or r.version > held.version:
+            latest[r.subject_id] = r
+    return latest

@@ -1,13 +1,13 @@
 """Drains the feed outbox to the compacted feed topic, and fans each change out to the webhooks.
 
 One transaction per batch: read the oldest pending rows, produce them (idempotent producer,
-``acks=all``, keyed by subject id), queue a delivery per configured webhook, delete the rows
-that were published. A crash after the produce and before the commit sends the same entries
-again, which a compacted topic keyed by subject absorbs (the latest record per key wins, and it
-is the same state). The rows are never locked: the projector keeps queueing while a batch is in
-flight, and a row it replaced meanwhile (a newer version) is not deleted, so it is sent next.
-A transaction-scoped advisory lock lets one publisher drain at a time, which keeps each
-subject's records in version order on the topic.
+``acks=all``, keyed by subject id, the version in a header), queue a delivery per configured
+webhook, delete the rows that were published. A crash after the produce and before the
+commit sends the same entries again, which a compacted topic keyed by subject absorbs (the
+latest record per key wins, and it is the same state). The rows are never locked: the
+projector keeps queueing while a batch is in flight, and a row it replaced meanwhile (a newer
+version) is not deleted, so it is sent next. A transaction-scoped advisory lock lets one
+publisher drain at a time, which keeps each subject's records in version order on the topic.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from projections.feed import FeedChange
+from projections.feed import VERSION_HEADER, FeedChange
 from services.messaging.producers import started_producer, stop_quietly
 
 _LOCK_ID = 7_263_005
@@ -93,6 +93,7 @@ class FeedPublisher:
                     self._topic,
                     key=r["subject_id"].encode(),
                     value=orjson.dumps(r["entry"]) if r["entry"] is not None else None,
+                    headers=[(VERSION_HEADER, str(r["version"]).encode())],
                 )
                 for r in rows
             ]

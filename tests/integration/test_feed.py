@@ -25,11 +25,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from fastapi import FastAPI, Request, Response
 
 from events.codec import encode
-from events.ids import uuid7
-from projections.feed import FeedChange, FeedEntry, FeedPurpose, FeedView, feed_view
+from projections.feed import FeedChange, FeedEntry, FeedView, feed_view
 from projections.rows import state_from_row, state_to_json
 from projections.store import LedgerRecord, SubscriberStore
 from services.audience.main import run as run_audience
+from services.audience.store import AudienceStore, FeedRecord
 from services.config import Settings, Webhook
 from services.feed.main import serve as serve_feed
 from services.stack.ports import free_port
@@ -42,7 +42,7 @@ from tests.integration.conftest import (
     serve,
     wait_projected,
 )
-from tests.samples import given_event, given_json, withdrawn_json
+from tests.samples import feed_entry, given_event, given_json, withdrawn_json
 from tests.scenarios.test_seed_notice import event, post
 
 pytestmark = pytest.mark.integration
@@ -140,6 +140,10 @@ async def test_feed_shows_withdrawal_objection_restriction_and_erasure(
         assert entry is not None
         assert entry.email is None, "no address once nothing may be sent"
     assert after["f-erase"] is None
+    tombstone = [r for r in await read_topic(settings, settings.feed_topic) if not r.value]
+    assert [(r.key, r.headers) for r in tombstone] == [
+        (b"f-erase", {"version": str(await version_of(settings, "f-erase")).encode()})
+    ], "a tombstone has no value, so its version travels in a header"
 
     lines = (await projector.get("/v1/suppressions")).text.splitlines()
     suppressed = {(row["subject_id"], row["reason"]) for row in map(orjson.loads, lines)}
@@ -149,6 +153,17 @@ async def test_feed_shows_withdrawal_objection_restriction_and_erasure(
         ("f-restrict", "restriction"),
         ("f-erase", "erasure"),
     }
+
+
+async def version_of(settings: Settings, subject: str) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        version: int = await conn.fetchval(
+            "SELECT version FROM subscribers WHERE subject_id = $1", subject
+        )
+    finally:
+        await conn.close()
+    return version
 
 
 async def test_only_a_change_a_mail_tool_sees_is_published(
@@ -467,25 +482,39 @@ async def test_sigkill_of_the_publisher_loses_nothing_and_the_cli_consumer_follo
     assert codes == (0, 0), "SIGTERM stops both cleanly"
 
 
+async def test_the_audience_keeps_each_persons_newest_version_in_any_order(pool: Any) -> None:
+    """After partitions are added, a person's older record can be read after a newer one from
+    another partition: the table keeps the highest version, a tombstone's included."""
+    store = AudienceStore(pool, "consent.feed.v1")
+    await store.ensure_schema()
+    at = iter(range(100))
+
+    def record(subject: str, partition: int, version: int | None, erased: bool = False) -> Any:
+        entry = None if erased else feed_entry(subject, version or 0)
+        return FeedRecord(partition, next(at), subject, entry, version)
+
+    async def audience(*batch: FeedRecord) -> set[str]:
+        await store.apply(list(batch))
+        return {r["email"] for r in await pool.fetch("SELECT email FROM audience_members")}
+
+    assert await audience(record("o-a", 1, 5)) == {"o-a.v5@example.fi"}
+    assert await audience(record("o-a", 0, 3)) == {"o-a.v5@example.fi"}, "older: ignored"
+    assert await audience(record("o-a", 1, 6, erased=True)) == set()
+    assert await audience(record("o-a", 0, 4)) == set(), "older than the erasure"
+    assert await audience(record("o-a", 1, 7)) == {"o-a.v7@example.fi"}, "a new sign-up"
+    both = await audience(record("o-b", 0, 9), record("o-b", 1, 8))
+    assert both == {"o-a.v7@example.fi", "o-b.v9@example.fi"}, "the newer in one batch too"
+    legacy = await audience(record("o-b", 0, None, erased=True))
+    assert legacy == {"o-a.v7@example.fi"}, "a tombstone without a version header still erases"
+
+
 async def test_the_audience_reads_a_partition_added_while_it_runs(settings: Settings) -> None:
     """A partition added to the feed topic is read from its start; the partitions it read
     before go on from where they stood, skipping and repeating nothing."""
     topic, first = settings.feed_topic, settings.feed_partitions
 
     def entry(subject: str) -> bytes:
-        eligible = FeedPurpose(eligible=True, reason="consent given")
-        return (
-            FeedEntry(
-                subject_id=subject,
-                email=f"{subject}@example.fi",
-                purposes={"newsletter": eligible},
-                version=1,
-                last_event_id=uuid7(),
-                updated_at=datetime.now(UTC),
-            )
-            .model_dump_json()
-            .encode()
-        )
+        return feed_entry(subject).model_dump_json().encode()
 
     producer = AIOKafkaProducer(**settings.kafka_options())
     admin = AIOKafkaAdminClient(**settings.kafka_options())
