@@ -303,7 +303,7 @@ class Run:
 
         timed = await pipeline.projection(
             self.conn, self.s.ledger_topic, targets, start_projector, self.config.timeout_s,
-            progress("projection: folded"),
+            progress("projection: folded", "records"),
         )  # fmt: skip
         self.m.projection = Count(timed.count, timed.seconds)
         say(f"projection: {_rate(self.m.projection)} events/s")
@@ -313,7 +313,7 @@ class Run:
         say(f"intake: {c.events:,} events in HTTP batches of 1,000, {c.batch_clients} clients")
         run = await pipeline.http_batches(
             self.s, self.conn, self.start_index(2), c.events, c.subjects, c.batch_clients,
-            c.timeout_s, progress("intake: accepted"), progress("end to end: rows visible"),
+            c.timeout_s, progress("intake: accepted"), progress("end to end: folded", "records"),
         )  # fmt: skip
         kinds = run.failure_kinds
         self.m.http_batch = Count(run.intake.count, run.intake.seconds, run.intake.failed, kinds)

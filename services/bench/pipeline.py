@@ -56,6 +56,14 @@ def ends(positions: Positions) -> Offsets:
     return out
 
 
+def firsts(positions: Positions) -> Offsets:
+    """Per partition, the first of the positions."""
+    out: Offsets = {}
+    for partition, offset in positions:
+        out[partition] = min(out.get(partition, offset), offset)
+    return out
+
+
 def reached(progress: Offsets, targets: Offsets) -> bool:
     return all(progress.get(p, 0) >= end for p, end in targets.items())
 
@@ -65,9 +73,11 @@ async def progress(conn: asyncpg.Connection[Any], topic: str) -> Offsets:
     return {row["partition"]: row["next_offset"] for row in rows}
 
 
-def folded(progress: Offsets, targets: Offsets) -> int:
-    """How many of the records before ``targets`` the projection has folded."""
-    return sum(min(progress.get(p, 0), end) for p, end in targets.items())
+def folded(now: Offsets, targets: Offsets, starts: Offsets | None = None) -> int:
+    """How many records from ``starts`` (default: each partition's start) up to ``targets`` the
+    projection has folded (records, not events: a transaction's marker takes an offset too)."""
+    starts = starts or {}
+    return sum(max(0, min(now.get(p, 0), end) - starts.get(p, 0)) for p, end in targets.items())
 
 
 async def wait_projected(
@@ -76,14 +86,16 @@ async def wait_projected(
     targets: Offsets,
     timeout_s: float,
     report: Progress = _quiet,
+    starts: Offsets | None = None,
 ) -> float | None:
-    """The (monotonic) time the projection reached ``targets``; None after ``timeout_s``."""
+    """The (monotonic) time the projection reached ``targets``; None after ``timeout_s``.
+    ``report`` hears how many records from ``starts`` on are folded."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    total = sum(targets.values())
+    total = folded(targets, targets, starts)
     while loop.time() < deadline:
         now = await progress(conn, topic)
-        report(folded(now, targets), total)
+        report(folded(now, targets, starts), total)
         if reached(now, targets):
             return loop.time()
         await asyncio.sleep(POLL_S)
@@ -255,7 +267,9 @@ async def http_batches(
     accepted = len(result.positions())
     intake = Timed(accepted, result.last_done - result.started, result.failed)
     targets = ends(result.positions())
-    done = await wait_projected(conn, settings.ledger_topic, targets, timeout_s, visible)
+    done = await wait_projected(
+        conn, settings.ledger_topic, targets, timeout_s, visible, firsts(result.positions())
+    )
     e2e = Timed(accepted, None if done is None else done - result.started, result.failed)
     return BatchRun(intake, e2e, result.failure_kinds())
 

@@ -7,7 +7,7 @@ import pytest
 from services.bench.children import run_command, vm_hwm_mb
 from services.bench.http_load import Outcome
 from services.bench.main import configure
-from services.bench.pipeline import LagTracker, ends, request_shape
+from services.bench.pipeline import LagTracker, ends, firsts, folded, request_shape
 from services.bench.plan import MEASUREMENTS, select
 from services.bench.report import (
     MET,
@@ -216,6 +216,10 @@ def test_request_shape_batches_only_above_500_events_per_second() -> None:
 
 def test_ends_and_lag_tracking() -> None:
     assert ends([(0, 4), (1, 2), (0, 9)]) == {0: 10, 1: 3}
+    assert firsts([(0, 4), (1, 2), (0, 9), (0, 3)]) == {0: 3, 1: 2}
+    # a phase's records: offsets 3..9 in partition 0, 2 in partition 1, of which 0..6 are folded
+    assert folded({0: 7}, {0: 10, 1: 3}, {0: 3, 1: 2}) == 4
+    assert folded({0: 7, 1: 9}, {0: 10, 1: 3}) == 10  # from each partition's start
     tracker = LagTracker()
     tracker.accepted(Outcome(scheduled=0.9, done=1.0, status=202, positions=[(0, 5)]))
     tracker.accepted(Outcome(scheduled=0.9, done=1.0, status=503, positions=[]))
