@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import asyncpg
+from aiokafka.errors import KafkaConnectionError
 from fastapi import APIRouter, FastAPI
 
 from services.errors import RejectionHook, install_error_handlers
 from services.ops import Readiness, ops_router
+
+log = logging.getLogger(__name__)
 
 
 class Component(Protocol):
@@ -31,8 +35,12 @@ def service_app(
     routers: Sequence[APIRouter],
     before_start: Callable[[], Awaitable[object]] | None = None,
     on_rejected: RejectionHook | None = None,
+    kafka_trouble: Callable[[Exception], str] = str,
 ) -> FastAPI:
-    """A FastAPI app with the shared error shape and ``/healthz``, ``/readyz``, ``/metrics``."""
+    """A FastAPI app with the shared error shape and ``/healthz``, ``/readyz``, ``/metrics``.
+
+    A part that cannot reach Kafka at start stops the start with ``kafka_trouble``'s account
+    of it, logged as one line before the traceback."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +50,7 @@ def service_app(
         started: list[Component] = []
         try:
             for component in components:
-                await component.start()
+                await _start(component, kafka_trouble)
                 started.append(component)
             yield
         finally:
@@ -56,3 +64,16 @@ def service_app(
     for router in [*routers, ops_router(readiness)]:
         app.include_router(router)
     return app
+
+
+class KafkaUnreachableError(RuntimeError):
+    """A service could not start: Kafka did not answer, or refused it."""
+
+
+async def _start(component: Component, kafka_trouble: Callable[[Exception], str]) -> None:
+    try:
+        await component.start()
+    except KafkaConnectionError as exc:
+        message = kafka_trouble(exc)
+        log.error("cannot start: %s", message)
+        raise KafkaUnreachableError(message) from exc

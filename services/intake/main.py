@@ -25,6 +25,7 @@ from services.intake.rights import rights_router
 from services.intake.service import IntakeService
 from services.intake.topic_intake import TopicIntake, Translator
 from services.messaging.appender import Appender
+from services.messaging.unreachable import unreachable
 from services.ops import Readiness
 from services.privacy.history import HistoryReader
 from services.privacy.identity import IdentityIndex
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
             tokens_router(tokens, guard),
         ],
         on_rejected=count_rejections,
+        kafka_trouble=lambda exc: unreachable(settings, exc),
     )
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app

@@ -27,6 +27,7 @@ from services.audit.signing import signing_key
 from services.config import Settings, broker_security
 from services.feed.http import mailing_lists_router, projected_suppressions_router
 from services.messaging.appender import Appender
+from services.messaging.unreachable import unreachable
 from services.ops import Readiness
 from services.privacy.history import HistoryReader
 from services.privacy.keystore import KeyStore
@@ -107,4 +108,5 @@ def create_app(settings: Settings) -> FastAPI:
             as_of_router(pool, guard),
         ],
         before_start=lambda: apply_migrations(settings.database_url),
+        kafka_trouble=lambda exc: unreachable(settings, exc),
     )

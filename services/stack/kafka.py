@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from services.config import Settings
+from services.messaging.unreachable import unreachable
 from services.stack import procs
 from services.stack.errors import StackError
 from services.stack.ports import LOOPBACK
@@ -263,30 +264,12 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.start()
         response = await admin.create_topics(topic_specs(settings))
     except KafkaError as exc:
-        raise StackError(f"cannot create topics: {_unreachable(settings, exc)}") from exc
+        raise StackError(f"cannot create topics: {unreachable(settings, exc)}") from exc
     finally:
         await admin.close()
     failures = [problem for entry in response.topic_errors if (problem := _topic_problem(entry))]
     if failures:
         raise StackError("could not create Kafka topics: " + "; ".join(failures))
-
-
-def _unreachable(settings: Settings, exc: Exception) -> str:
-    """Why a client could not talk to Kafka, and what to check. With TLS or SASL, aiokafka says
-    only that it could not bootstrap; the reason (a refused password, an unknown CA) is in the
-    log line it wrote just before."""
-    where = f"Kafka at {settings.kafka_bootstrap}"
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return (
-            f"{where} did not answer ({exc}). Is the stack up? "
-            "Start it with: consent-ledger stack up"
-        )
-    return (
-        f"{where} did not answer or refused us over {protocol} ({exc}). Check that "
-        "CONSENT_LEDGER_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, _SASL_PASSWORD "
-        "and _SSL_CAFILE match the broker's listener; aiokafka's log line above says why"
-    )
 
 
 def _topic_problem(entry: tuple[str, int, str | None] | tuple[str, int]) -> str | None:

@@ -8,7 +8,11 @@ FastStream's broker (``broker_security``) both.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -189,3 +194,28 @@ async def test_a_wrong_password_is_refused_with_a_clear_error(
     assert secure_broker.bootstrap in said
     assert "over SASL_SSL" in said
     assert "_SASL_PASSWORD" in said
+
+
+async def test_a_service_refused_by_kafka_says_which_settings_to_check(
+    secure_broker: SecureBroker, stack_settings: Settings
+) -> None:
+    """Not only ``topics create``: intake started with a wrong password stops with the same
+    account, in one log line, and a failing exit code."""
+    wrong = await namespace(over(secure_broker, stack_settings, password="not-the-password"))
+    env = {**os.environ, **wrong.to_env(), "CONSENT_LEDGER_LOG_LEVEL": "WARNING"}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", "intake"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    (line,) = [orjson.loads(x) for x in done.stderr.splitlines() if "cannot start" in x]
+    assert line["level"] == "error"
+    assert line["message"].startswith(
+        f"cannot start: Kafka at {secure_broker.bootstrap} did not answer or refused us over "
+        "SASL_SSL"
+    )
+    assert "_SASL_PASSWORD" in line["message"]

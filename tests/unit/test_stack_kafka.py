@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from services.config import Settings
+from services.messaging.unreachable import unreachable
 from services.stack.kafka import (
     SEVEN_DAYS_MS,
     _topic_problem,
@@ -76,3 +77,14 @@ def test_existing_topics_are_fine_other_errors_are_reported() -> None:
     assert _topic_problem(("t", 36, "Topic 't' already exists.")) is None
     assert _topic_problem(("t", 37, "bad partitions")) == "t: bad partitions"
     assert _topic_problem(("t", 38)) == "t: error code 38"
+
+
+def test_an_unreachable_broker_is_explained_by_its_protocol() -> None:
+    plain = Settings(kafka_bootstrap="127.0.0.1:1")
+    said = unreachable(plain, OSError("refused"))
+    assert said.startswith("Kafka at 127.0.0.1:1 did not answer (refused).")
+    assert "CONSENT_LEDGER_KAFKA_BOOTSTRAP" in said
+    secure = plain.model_copy(update={"kafka_security_protocol": "SASL_SSL"})
+    said = unreachable(secure, OSError("refused"))
+    assert "refused us over SASL_SSL" in said
+    assert "_SASL_PASSWORD" in said

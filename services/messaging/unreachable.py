@@ -1,0 +1,26 @@
+"""What to tell an operator when Kafka does not answer or refuses the ledger's clients.
+
+With TLS or SASL, aiokafka says only that it could not bootstrap; the reason (a refused
+password, an unknown CA) is in the log line it wrote just before. So the message names the
+settings to check.
+"""
+
+from __future__ import annotations
+
+from services.config import Settings
+
+
+def unreachable(settings: Settings, exc: Exception) -> str:
+    where = f"Kafka at {settings.kafka_bootstrap}"
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return (
+            f"{where} did not answer ({exc}). Is it running, and is "
+            "CONSENT_LEDGER_KAFKA_BOOTSTRAP right? The local stack starts with: "
+            "consent-ledger stack up"
+        )
+    return (
+        f"{where} did not answer or refused us over {protocol} ({exc}). Check that "
+        "CONSENT_LEDGER_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, _SASL_PASSWORD "
+        "and _SSL_CAFILE match the broker's listener; aiokafka's log line above says why"
+    )
