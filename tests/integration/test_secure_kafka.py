@@ -1,9 +1,10 @@
-"""TLS and SASL/SCRAM against a real broker, as a deployment configures them.
+"""TLS, SASL and client certificates against a real broker, as a deployment configures them.
 
-A throwaway Kafka broker (the stack's own jars) gets a ``SASL_SSL`` listener with a certificate
-from a CA made here and one SCRAM-SHA-256 user. Intake, the projector and the topic set-up then
-talk to it through ``CONSENT_LEDGER_KAFKA_*`` settings alone: aiokafka's clients and
-FastStream's broker (``broker_security``) both.
+A throwaway Kafka broker (the stack's own jars) gets a certificate from a CA made here and three
+listeners: ``SASL_SSL`` (SCRAM-SHA-256 and SCRAM-SHA-512 users), ``SASL_PLAINTEXT`` (PLAIN) and
+``SSL`` that requires a client certificate. Intake, the projector and the topic set-up talk to
+it through ``CONSENT_LEDGER_KAFKA_*`` settings alone, in each of the four ways: aiokafka's
+clients and FastStream's broker (``broker_security``) both.
 """
 
 from __future__ import annotations
@@ -45,7 +46,18 @@ USER, PASSWORD = "ledger", "a-scram-password-for-tests"
 @dataclass(frozen=True)
 class SecureBroker:
     bootstrap: str  # the SASL_SSL listener
-    ca: Path  # the CA that signed the broker's certificate
+    ca: Path  # the CA that signed the broker's certificate and the client's
+    listeners: dict[str, str]  # security protocol -> address
+    client: tuple[Path, Path]  # a certificate the SSL listener accepts, and its key
+
+
+#: The ways a deployment can connect: (protocol, SASL mechanism or None).
+MODES = {
+    "SASL_SSL, SCRAM-SHA-256": ("SASL_SSL", "SCRAM-SHA-256"),
+    "SASL_SSL, SCRAM-SHA-512": ("SASL_SSL", "SCRAM-SHA-512"),
+    "SASL_PLAINTEXT, PLAIN": ("SASL_PLAINTEXT", "PLAIN"),
+    "SSL, client certificate": ("SSL", None),
+}
 
 
 SIGNS_CERTIFICATES = x509.KeyUsage(
@@ -59,9 +71,10 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def write_certificates(folder: Path) -> tuple[Path, Path]:
-    """A CA, and a certificate for 127.0.0.1 signed by it. Returns the CA's PEM and the
-    broker's PEM key store (unencrypted PKCS#8 key, then the certificate)."""
+def write_certificates(folder: Path) -> tuple[Path, Path, tuple[Path, Path]]:
+    """A CA, a certificate for 127.0.0.1 and one for a client, signed by it. Returns the CA's
+    PEM, the broker's PEM key store (unencrypted PKCS#8 key, then the certificate), and the
+    client's certificate and key."""
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -93,17 +106,30 @@ def write_certificates(folder: Path) -> tuple[Path, Path]:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    ca_file, keystore = folder / "ca.pem", folder / "broker.pem"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    keystore.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        + server.public_bytes(serialization.Encoding.PEM)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(_name("consent-ledger intake"))
+        .issuer_name(ca.subject)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
     )
-    return ca_file, keystore
+    ca_file, keystore = folder / "ca.pem", folder / "broker.pem"
+    client_file, client_key_file = folder / "client.pem", folder / "client.key"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    keystore.write_bytes(_pem_key(key) + server.public_bytes(serialization.Encoding.PEM))
+    client_file.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    client_key_file.write_bytes(_pem_key(client_key))
+    return ca_file, keystore, (client_file, client_key_file)
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,65 +137,92 @@ async def secure_broker(
     stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[SecureBroker]:
     folder = tmp_path_factory.mktemp("secure-kafka")
-    ca, keystore = write_certificates(folder)
-    plain, secure, controller = free_port(), free_port(), free_port()
+    ca, keystore, client = write_certificates(folder)
+    plain, controller = free_port(), free_port()
+    listeners = {protocol: f"{LOOPBACK}:{free_port()}" for protocol, _ in MODES.values()}
+    advertised = ",".join(
+        [f"PLAINTEXT://{LOOPBACK}:{plain}", *(f"{p}://{a}" for p, a in listeners.items())]
+    )
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     paths = kafka.kafka_paths(folder)
     cluster_id = kafka.write_config(
         paths,
         port=plain,
         controller_port=controller,
         extra={
-            "listeners": f"PLAINTEXT://{LOOPBACK}:{plain},SASL_SSL://{LOOPBACK}:{secure},"
-            f"CONTROLLER://{LOOPBACK}:{controller}",
-            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{plain},SASL_SSL://{LOOPBACK}:{secure}",
-            "listener.security.protocol.map": (
-                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+            "listeners": f"{advertised},CONTROLLER://{LOOPBACK}:{controller}",
+            "advertised.listeners": advertised,
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+            + ",".join(f"{p}:{p}" for p in listeners),
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'user_{USER}="{PASSWORD}";'
             ),
-            "sasl.enabled.mechanisms": "SCRAM-SHA-256",
-            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-            ),
+            "listener.name.ssl.ssl.client.auth": "required",
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(ca),
         },
     )
     java = require_java()
     classpath = await broker_classpath(
         stack_settings.cache_dir, stack_settings.kafka_version, lambda _: None
     )
-    scram_user = f"SCRAM-SHA-256=[name={USER},password={PASSWORD}]"
-    await kafka.format_storage(java, classpath, paths, cluster_id, "--add-scram", scram_user)
+    users = [
+        arg
+        for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+        for arg in ("--add-scram", f"{mechanism}=[name={USER},password={PASSWORD}]")
+    ]
+    await kafka.format_storage(java, classpath, paths, cluster_id, *users)
     broker = kafka.launch(java, classpath, paths)
     try:
         await kafka.wait_ready(f"{LOOPBACK}:{plain}", broker, paths)
-        yield SecureBroker(f"{LOOPBACK}:{secure}", ca)
+        yield SecureBroker(listeners["SASL_SSL"], ca, listeners, client)
     finally:
         kafka.stop(broker)
 
 
-def over(broker: SecureBroker, base: Settings, password: str = PASSWORD) -> Settings:
-    """The settings a deployment would give: bootstrap, protocol, mechanism, user, CA."""
-    return Settings.model_validate(
-        {
-            **base.model_dump(),
-            "kafka_bootstrap": broker.bootstrap,
-            "kafka_security_protocol": "SASL_SSL",
-            "kafka_sasl_mechanism": "SCRAM-SHA-256",
+def over(
+    broker: SecureBroker,
+    base: Settings,
+    password: str = PASSWORD,
+    mode: str = "SASL_SSL, SCRAM-SHA-256",
+) -> Settings:
+    """The settings a deployment would give: bootstrap, protocol, and per protocol the
+    mechanism, user and password, the CA, or the client's certificate."""
+    protocol, mechanism = MODES[mode]
+    given: dict[str, object] = {
+        "kafka_bootstrap": broker.listeners[protocol],
+        "kafka_security_protocol": protocol,
+    }
+    if mechanism is not None:
+        given |= {
+            "kafka_sasl_mechanism": mechanism,
             "kafka_sasl_username": USER,
             "kafka_sasl_password": SecretStr(password),
-            "kafka_ssl_cafile": broker.ca,
         }
-    )
+    if protocol.endswith("SSL"):
+        given["kafka_ssl_cafile"] = broker.ca
+    if protocol == "SSL":
+        given["kafka_ssl_certfile"], given["kafka_ssl_keyfile"] = broker.client
+    return Settings.model_validate({**base.model_dump(), **given})
 
 
-@pytest.fixture
-async def settings(secure_broker: SecureBroker, stack_settings: Settings) -> Settings:
-    """A fresh namespace whose topics live on the SASL_SSL broker (intake and the projector
-    fixtures use it)."""
-    return await namespace(over(secure_broker, stack_settings))
+@pytest.fixture(params=list(MODES))
+async def settings(
+    request: pytest.FixtureRequest, secure_broker: SecureBroker, stack_settings: Settings
+) -> Settings:
+    """A fresh namespace whose topics live on the secure broker, reached in one of the
+    :data:`MODES` (intake and the projector fixtures use it)."""
+    return await namespace(over(secure_broker, stack_settings, mode=request.param))
 
 
-async def test_an_event_goes_from_http_to_postgresql_over_sasl_ssl(
+async def test_an_event_goes_from_http_to_postgresql_in_each_mode(
     settings: Settings, intake: httpx.AsyncClient, projector: httpx.AsyncClient
 ) -> None:
     answer = await intake.post("/v1/events", json=given_json("crm-tls"))
