@@ -14,10 +14,12 @@ import ipaddress
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -252,23 +254,58 @@ async def test_a_wrong_password_is_refused_with_a_clear_error(
 async def test_a_service_refused_by_kafka_says_which_settings_to_check(
     secure_broker: SecureBroker, stack_settings: Settings
 ) -> None:
-    """Not only ``topics create``: intake started with a wrong password stops with the same
-    account, in one log line, and a failing exit code."""
-    wrong = await namespace(over(secure_broker, stack_settings, password="not-the-password"))
+    """Not only ``topics create``: the projector started with a wrong password stops with the
+    same account in one error line and a failing exit code; intake, which keeps serving (its
+    appends answer 503 until Kafka lets it in), says the same in each retry's warning."""
+    right = await namespace(over(secure_broker, stack_settings))  # its topics and database
+    wrong = right.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
     env = {**os.environ, **wrong.to_env(), "CONSENT_LEDGER_LOG_LEVEL": "WARNING"}
-    done = await asyncio.to_thread(
+    explained = f"Kafka at {secure_broker.bootstrap} did not answer or refused us over SASL_SSL"
+    projector = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "intake"],
+        [sys.executable, "-m", "services.cli", "projector"],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert done.returncode != 0
-    (line,) = [orjson.loads(x) for x in done.stderr.splitlines() if "cannot start" in x]
+    assert projector.returncode != 0
+    (line,) = [log for log in map(orjson.loads, projector.stderr.splitlines()) if
+               log["message"].startswith("cannot start")]  # fmt: skip
     assert line["level"] == "error"
-    assert line["message"].startswith(
-        f"cannot start: Kafka at {secure_broker.bootstrap} did not answer or refused us over "
-        "SASL_SSL"
-    )
+    assert line["message"].startswith(f"cannot start: {explained}")
     assert "_SASL_PASSWORD" in line["message"]
+
+    warning = await asyncio.to_thread(first_log, env, "intake", "intake topic consumer failed")
+    assert warning["level"] == "warning"
+    assert warning["error"].startswith(explained)
+    assert "_SASL_PASSWORD" in warning["error"]
+
+
+def first_log(
+    env: dict[str, str], service: str, message: str, within_s: float = 90.0
+) -> dict[str, Any]:
+    """The first JSON log line of a service that starts with ``message``; the service is
+    stopped then."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", service],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert child.stderr is not None
+    watchdog = threading.Timer(within_s, child.kill)  # then stderr ends, and so does the loop
+    watchdog.start()
+    seen: list[str] = []
+    try:
+        for text in child.stderr:
+            seen.append(text)
+            if text.startswith("{") and (log := orjson.loads(text))["message"].startswith(message):
+                return cast(dict[str, Any], log)
+    finally:
+        watchdog.cancel()
+        child.terminate()
+        child.wait(30)
+    said = "".join(seen[-20:])
+    raise AssertionError(f"{service} logged no {message!r} within {within_s:.0f} s:\n{said}")
