@@ -1,6 +1,6 @@
-"""The linearity target: a larger run's cost per event against a smaller run's, path by path.
+"""The linearity target: a larger run's cost per event against smaller runs', path by path.
 
-Reads two result files that ``consent-ledger bench`` wrote; the rest is pure.
+Reads result files that ``consent-ledger bench`` wrote; the rest is pure.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ class _Result(BaseModel):
 class BenchFile(BaseModel):
     """The parts of a result file that the comparison reads."""
 
-    started_at: str
     config: _Size
     results: list[_Result]
 

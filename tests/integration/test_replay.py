@@ -119,7 +119,7 @@ def test_a_replay_equals_live_names_a_corrupted_row_and_swaps_it_right(
         assert table.live_checksum == table.replay_checksum
     assert report.undecodable == 1
     assert report.applied == report.tables[3].live_rows  # every event of the mirror, once
-    assert "events/s" in progress
+    assert "records/s" in progress
     assert "ETA" in progress
     assert not schema_exists(settings, "replay_first")  # equal: nothing is left behind
 

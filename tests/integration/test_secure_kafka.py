@@ -77,48 +77,18 @@ def write_certificates(folder: Path) -> tuple[Path, Path, tuple[Path, Path]]:
     """A CA, a certificate for 127.0.0.1 and one for a client, signed by it. Returns the CA's
     PEM, the broker's PEM key store (unencrypted PKCS#8 key, then the certificate), and the
     client's certificate and key."""
-    now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("consent-ledger test CA"))
-        .issuer_name(_name("consent-ledger test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(SIGNS_CERTIFICATES, critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_name = _name("consent-ledger test CA")
+    ca = _certificate(ca_name, ca_key, ca_name, ca_key, [
+        (x509.BasicConstraints(ca=True, path_length=0), True), (SIGNS_CERTIFICATES, True),
+    ])  # fmt: skip
     key = ec.generate_private_key(ec.SECP256R1())
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client = (
-        x509.CertificateBuilder()
-        .subject_name(_name("consent-ledger intake"))
-        .issuer_name(ca.subject)
-        .public_key(client_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(ca_key, hashes.SHA256())
-    )
+    loopback = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]
+    server = _certificate(_name("localhost"), key, ca_name, ca_key, [
+        (x509.SubjectAlternativeName(loopback), False),
+    ])  # fmt: skip
+    client = _certificate(_name("consent-ledger intake"), client_key, ca_name, ca_key, [])
     ca_file, keystore = folder / "ca.pem", folder / "broker.pem"
     client_file, client_key_file = folder / "client.pem", folder / "client.key"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
@@ -126,6 +96,29 @@ def write_certificates(folder: Path) -> tuple[Path, Path, tuple[Path, Path]]:
     client_file.write_bytes(client.public_bytes(serialization.Encoding.PEM))
     client_key_file.write_bytes(_pem_key(client_key))
     return ca_file, keystore, (client_file, client_key_file)
+
+
+def _certificate(
+    subject: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:
+    """A certificate valid for a day, with ``(extension, critical)`` pairs."""
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
