@@ -35,7 +35,7 @@ def service_app(
     routers: Sequence[APIRouter],
     before_start: Callable[[], Awaitable[object]] | None = None,
     on_rejected: RejectionHook | None = None,
-    kafka_trouble: Callable[[Exception], str] = str,
+    kafka_trouble: Callable[[Exception], str],
 ) -> FastAPI:
     """A FastAPI app with the shared error shape and ``/healthz``, ``/readyz``, ``/metrics``.
 
