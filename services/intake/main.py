@@ -24,7 +24,7 @@ from services.intake.policy import LedgerPolicy, request_lookup
 from services.intake.rights import rights_router
 from services.intake.service import IntakeService
 from services.intake.topic_intake import TopicIntake, Translator
-from services.messaging.appender import Appender
+from services.messaging.appender import service_appender
 from services.messaging.unreachable import unreachable
 from services.ops import Readiness
 from services.privacy.history import HistoryReader
@@ -46,9 +46,7 @@ def transactional_id(settings: Settings) -> str:
 def create_app(settings: Settings) -> FastAPI:
     """The intake ASGI application; Kafka and PostgreSQL are reached when it starts."""
     pool = create_pool(settings.database_url)
-    appender = Appender(
-        settings.kafka_options(), transactional_id(settings), timeout_s=settings.produce_timeout_s
-    )
+    appender = service_appender(settings, transactional_id(settings))
     register = load_register(settings.register_file)
     policy = LedgerPolicy(register, request_lookup(pool))
     secrets = load_secrets(settings)

@@ -20,7 +20,6 @@ from uuid import UUID
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
 from events.catalog import SUBMISSION_ADAPTER, AnyEvent, AnySubmission
@@ -31,7 +30,7 @@ from services.intake.policy import LedgerPolicy, PolicyError
 from services.intake.recording import erasures, materialize, seal_all, to_records
 from services.messaging.appender import Appender, AppendError, ConsumedOffsets, OutRecord
 from services.messaging.dead_letters import dead_letter
-from services.messaging.unreachable import unreachable
+from services.messaging.unreachable import failure_reason
 from services.metrics import DEAD_LETTERS, EVENTS_ACCEPTED, EVENTS_REJECTED
 from services.privacy.identity import IdentityIndex
 from services.privacy.keystore import KeyStore
@@ -169,11 +168,7 @@ class TopicIntake:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                reason = (
-                    unreachable(self._settings, exc)
-                    if isinstance(exc, KafkaConnectionError)
-                    else repr(exc)
-                )
+                reason = failure_reason(self._settings, exc)
                 log.warning("intake topic consumer failed; retrying", extra={"error": reason})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)

@@ -14,14 +14,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from services.config import Settings
 from services.messaging.producers import started_producer, stop_quietly
+from services.messaging.unreachable import failure_reason
 from services.metrics import APPEND_BATCH_RECORDS, APPEND_SECONDS
 
 log = logging.getLogger(__name__)
@@ -77,11 +80,13 @@ class Appender:
         *,
         timeout_s: float = 10.0,
         max_records_per_transaction: int = 5000,
+        explain: Callable[[Exception], str] = repr,
     ) -> None:
         self._kafka = dict(kafka)
         self._transactional_id = transactional_id
         self._timeout_s = timeout_s
         self._max_records = max_records_per_transaction
+        self._explain = explain
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._producer: AIOKafkaProducer | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -119,7 +124,7 @@ class Appender:
         try:
             receipts = await asyncio.wait_for(self._transaction(jobs), self._timeout_s)
         except Exception as exc:  # every failure means: nothing of these jobs was committed
-            log.warning("append failed, dropping the producer", extra={"error": repr(exc)})
+            log.warning("append failed, dropping the producer", extra={"error": self._explain(exc)})
             await self._drop_producer()
             for job in jobs:
                 if not job.done.done():
@@ -163,6 +168,17 @@ class Appender:
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
         await stop_quietly(producer)
+
+
+def service_appender(settings: Settings, transactional_id: str) -> Appender:
+    """A service's appender: its Kafka settings and produce timeout, and failures logged with
+    the settings to check when Kafka refuses it or does not answer."""
+    return Appender(
+        settings.kafka_options(),
+        transactional_id,
+        timeout_s=settings.produce_timeout_s,
+        explain=partial(failure_reason, settings),
+    )
 
 
 def _merge_offsets(jobs: list[_Job]) -> dict[str, dict[TopicPartition, int]]:

@@ -7,6 +7,8 @@ settings to check.
 
 from __future__ import annotations
 
+from aiokafka.errors import KafkaConnectionError
+
 from services.config import Settings
 
 
@@ -24,3 +26,9 @@ def unreachable(settings: Settings, exc: Exception) -> str:
         "CONSENT_LEDGER_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, _SASL_PASSWORD "
         "and _SSL_CAFILE match the broker's listener; aiokafka's log line above says why"
     )
+
+
+def failure_reason(settings: Settings, exc: Exception) -> str:
+    """A failed Kafka call, for the operator's log: the settings to check when Kafka could not
+    be reached or refused us, the error itself otherwise."""
+    return unreachable(settings, exc) if isinstance(exc, KafkaConnectionError) else repr(exc)

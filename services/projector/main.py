@@ -26,7 +26,7 @@ from services.audit.http import receipts_router
 from services.audit.signing import signing_key
 from services.config import Settings, broker_security
 from services.feed.http import mailing_lists_router, projected_suppressions_router
-from services.messaging.appender import Appender
+from services.messaging.appender import service_appender
 from services.messaging.unreachable import unreachable
 from services.ops import Readiness
 from services.privacy.history import HistoryReader
@@ -78,10 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
     """The projector ASGI application; it starts consuming when the app starts."""
     pool = create_pool(settings.database_url)
     store = SubscriberStore(pool, settings.ledger_topic)
-    appender = Appender(
-        settings.kafka_options(),
-        f"consent-ledger-projector-dlq-{socket.gethostname()}-{os.getpid()}",
-        timeout_s=settings.produce_timeout_s,
+    appender = service_appender(
+        settings, f"consent-ledger-projector-dlq-{socket.gethostname()}-{os.getpid()}"
     )
     keys = KeyStore(pool, load_secrets(settings).master)
     projector = Projector(

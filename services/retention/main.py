@@ -25,7 +25,7 @@ from services.config import Settings
 from services.intake.idempotency import IdempotencyStore
 from services.intake.policy import LedgerPolicy, request_lookup
 from services.intake.service import IntakeService
-from services.messaging.appender import Appender
+from services.messaging.appender import service_appender
 from services.privacy.identity import IdentityIndex
 from services.privacy.keystore import KeyStore
 from services.privacy.secrets import load_secrets
@@ -48,9 +48,7 @@ async def retention_job(settings: Settings) -> AsyncIterator[RetentionJob]:
     """A job wired to the settings' Kafka and PostgreSQL, closed on exit."""
     register = load_register(settings.register_file)
     pool = await create_pool(settings.database_url)
-    appender = Appender(
-        settings.kafka_options(), transactional_id(), timeout_s=settings.produce_timeout_s
-    )
+    appender = service_appender(settings, transactional_id())
     policy = LedgerPolicy(register, request_lookup(pool))
     secrets = load_secrets(settings)
     service = IntakeService(
