@@ -619,7 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--events", type=_count, help="events per throughput run (default 30,000; --large 5 M)"
     )
     bench.add_argument(
-        "--subjects", type=_count, help="distinct subjects (default 10,000; --large 1 M)"
+        "--subjects",
+        type=_count,
+        help="distinct subjects (default 6,000; --large 1 M: 5 events each in both)",
     )
     bench.add_argument(
         "--large", action="store_true", help="1,000,000 subjects and 5,000,000 events"

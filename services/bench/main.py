@@ -41,7 +41,8 @@ from services.bench.results import (
 from services.config import ROOT, Settings
 from services.progress import ProgressPrinter
 
-DEFAULT_EVENTS, DEFAULT_SUBJECTS = 30_000, 10_000
+#: The --large run's shape (5 events per subject), so that a default run is its base.
+DEFAULT_EVENTS, DEFAULT_SUBJECTS = 30_000, 6_000
 RESULTS_DIR = ROOT / "bench-results"
 PROGRESS_S = 10.0
 T = TypeVar("T")

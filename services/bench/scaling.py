@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from services.bench.report import Row, Target, at_most, number, under_load
-from services.bench.results import LARGE_EVENTS, LARGE_SUBJECTS
+from services.bench.results import LARGE_EVENTS
 
 #: The rows whose runs handle ``events`` events, so their cost per event can grow with size.
 SCALED = (
@@ -28,6 +28,7 @@ MAX_GROWTH = 1.5
 class _Size(BaseModel):
     events: int
     subjects: int
+    only: list[str]
 
 
 class _Result(BaseModel):
@@ -70,11 +71,24 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
     sizes = {(run.config.events, run.config.subjects) for run in smaller}
     if len(sizes) != 1:
         raise CompareError(f"the smaller runs differ in size: {sorted(sizes)} (events, subjects)")
-    ((events, _),) = sizes
+    ((events, subjects),) = sizes
     if larger.config.events <= events:
         raise CompareError(
             f"the last file must be the larger run: it has {larger.config.events:,} events, "
             f"the others {events:,}"
+        )
+    if events * larger.config.subjects != larger.config.events * subjects:
+        raise CompareError(
+            f"the runs differ in shape: {_shape(events, subjects)} in the smaller runs, "
+            f"{_shape(larger.config.events, larger.config.subjects)} in the larger; only the "
+            "size may differ, so give the runs the same events per subject"
+        )
+    steps = {tuple(run.config.only) for run in [*smaller, larger]}
+    if len(steps) != 1:
+        made = " / ".join(",".join(s) for s in sorted(steps))
+        raise CompareError(
+            f"the runs made different measurements ({made}); what runs before a measurement "
+            "changes its result, so make them all with the same --only"
         )
     return [_row(smaller, larger, section, name) for section, name in SCALED]
 
@@ -84,12 +98,10 @@ def _row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: st
     small = statistics.median(rates) if rates else None
     large = larger.rate(section, name)
     growth = small / large if small and large else None
-    verdict = at_most(growth, MAX_GROWTH)
-    for size, target, unit in (
-        (larger.config.events, LARGE_EVENTS, "events"),
-        (larger.config.subjects, LARGE_SUBJECTS, "subjects"),
-    ):
-        verdict = under_load(verdict, size, target, unit, how="run with")
+    # The runs have one shape, so a run with the --large events has its subjects too.
+    verdict = under_load(
+        at_most(growth, MAX_GROWTH), larger.config.events, LARGE_EVENTS, "events", how="run with"
+    )
     spread = f" ({number(rates[0])} to {number(rates[-1])})" if len(rates) > 1 else ""
     return Row(
         "scale", f"{section}: {name}", growth, "x",
@@ -97,6 +109,10 @@ def _row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: st
         f"{_size(larger)}: {_rate(large)}",
         target=Target(f"<= {MAX_GROWTH} x the smaller runs' cost per event", verdict),
     )  # fmt: skip
+
+
+def _shape(events: int, subjects: int) -> str:
+    return f"{events / subjects:g} events per subject"
 
 
 def _size(run: BenchFile) -> str:

@@ -7,20 +7,28 @@ from pathlib import Path
 import orjson
 import pytest
 
+from services.bench.plan import MEASUREMENTS
 from services.bench.report import MET, NOT_MEASURED, NOT_MET, Row, to_json
 from services.bench.results import Count, Measured, build_rows
 from services.bench.scaling import SCALED, CompareError, compare, load
 from services.cli import main
 
 
-def result_file(tmp_path: Path, name: str, events: int, subjects: int, seconds: float) -> Path:
+def result_file(
+    tmp_path: Path,
+    name: str,
+    events: int,
+    subjects: int,
+    seconds: float,
+    only: tuple[str, ...] = MEASUREMENTS,
+) -> Path:
     """A file as the bench writes it, every scaled path at ``events / seconds`` events/s."""
     m = Measured(events, subjects)
     done = Count(events, seconds)
     m.kafka_intake = m.http_batch = m.projection = m.end_to_end = m.replay = done
     meta = {
         "started_at": "2026-11-26T06:00:00+00:00",
-        "config": {"events": events, "subjects": subjects},
+        "config": {"events": events, "subjects": subjects, "only": list(only)},
     }
     path = tmp_path / name
     path.write_bytes(orjson.dumps(to_json(build_rows(m), meta)))
@@ -40,7 +48,7 @@ def test_cost_per_event_grows_by_the_ratio_of_rates_over_the_smaller_runs_median
     tmp_path: Path,
 ) -> None:
     smaller = [
-        load(result_file(tmp_path, f"s{i}.json", 30_000, 10_000, seconds))
+        load(result_file(tmp_path, f"s{i}.json", 30_000, 6_000, seconds))
         for i, seconds in enumerate([10.0, 15.0, 30.0])  # 3,000 / 2,000 / 1,000 events/s
     ]
     same = load(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0))  # 2,000/s
@@ -55,20 +63,15 @@ def test_cost_per_event_grows_by_the_ratio_of_rates_over_the_smaller_runs_median
 
 
 def test_a_met_growth_below_the_large_size_is_not_shown(tmp_path: Path) -> None:
-    smaller = [load(result_file(tmp_path, "s.json", 30_000, 10_000, 15.0))]
-    for events, subjects, short in [
-        (1_000_000, 1_000_000, "events"),
-        (5_000_000, 10_000, "subjects"),
-    ]:
-        larger = load(result_file(tmp_path, "l.json", events, subjects, events / 2_000))
-        (row, *_) = compare(smaller, larger)
-        assert row.target is not None
-        assert row.target.verdict.startswith("not shown (run with")
-        assert short in row.target.verdict
+    smaller = [load(result_file(tmp_path, "s.json", 30_000, 6_000, 15.0))]
+    larger = load(result_file(tmp_path, "l.json", 1_000_000, 200_000, 500.0))
+    (row, *_) = compare(smaller, larger)
+    assert row.target is not None
+    assert row.target.verdict == "not shown (run with 1,000,000 events; the target is at 5,000,000)"
 
 
 def test_a_path_left_out_of_either_run_is_not_measured(tmp_path: Path) -> None:
-    smaller = [load(result_file(tmp_path, "s.json", 30_000, 10_000, 15.0))]
+    smaller = [load(result_file(tmp_path, "s.json", 30_000, 6_000, 15.0))]
     doc = orjson.loads(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0).read_bytes())
     for item in doc["results"]:
         if item["section"] == "replay":
@@ -90,10 +93,22 @@ def test_the_files_must_be_runs_of_one_size_then_a_larger_one(tmp_path: Path) ->
         compare([b], a)
 
 
+def test_only_the_size_may_differ(tmp_path: Path) -> None:
+    """Not the events per subject, nor the measurements made before the compared ones."""
+    large = load(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0))
+    three = load(result_file(tmp_path, "three.json", 30_000, 10_000, 15.0))
+    with pytest.raises(CompareError, match="3 events per subject in the smaller runs, 5 events"):
+        compare([three], large)
+    some = load(result_file(tmp_path, "some.json", 30_000, 6_000, 15.0, ("projection", "replay")))
+    with pytest.raises(CompareError, match=r"different measurements \(projection,replay / raw,"):
+        compare([some], large)
+    assert compare([load(result_file(tmp_path, "all.json", 30_000, 6_000, 15.0))], large)
+
+
 def test_the_command_prints_the_table_and_names_a_bad_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    small = result_file(tmp_path, "s.json", 30_000, 10_000, 15.0)
+    small = result_file(tmp_path, "s.json", 30_000, 6_000, 15.0)
     large = result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 5_000.0)
     assert main(["bench-compare", str(small), str(large)]) == 0
     out = capsys.readouterr().out
