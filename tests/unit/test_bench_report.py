@@ -248,9 +248,11 @@ def test_a_command_reports_its_own_peak_rss_not_its_parents() -> None:
 
 def test_large_changes_the_defaults_and_explicit_sizes_win() -> None:
     default = configure()
-    assert (default.events, default.subjects, default.large) == (30_000, 10_000, False)
+    assert (default.events, default.subjects, default.large) == (30_000, 6_000, False)
     large = configure(large=True)
     assert (large.events, large.subjects) == (5_000_000, 1_000_000)
+    # one shape, so that bench-compare takes a default run as the large run's base
+    assert default.events * large.subjects == large.events * default.subjects
     assert large.lag_rate == 5_000.0  # the load the lag target names
     assert large.timeout_s >= large.events / 500
     assert configure(large=True, events=10).events == 10
