@@ -413,6 +413,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             batch_size=args.batch_size,
             keep=args.keep or args.swap,
             differences=args.differences,
+            processes=args.processes or settings.replay_processes,
             progress=StderrProgress(),
         )
         if not args.swap:
@@ -490,6 +491,12 @@ def _add_replay_commands(
     replay.add_argument("--schema", help="the schema to rebuild in (default: replay_<UTC time>)")
     replay.add_argument(
         "--batch-size", type=_count, default=10_000, help="records per transaction (default 10,000)"
+    )
+    replay.add_argument(
+        "--processes",
+        type=_count,
+        help="rebuild in this many processes, each with its own share of the partitions "
+        "(default: CONSENT_LEDGER_REPLAY_PROCESSES, else the CPUs usable)",
     )
     replay.add_argument(
         "--differences", type=_count, default=20, help="differing rows named per table (default 20)"

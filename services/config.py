@@ -6,6 +6,7 @@ The same names are used by ``make run``, the test suite and docker-compose.yml.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     projector_batch_max: int = Field(default=2000, ge=1)
     projector_batch_timeout_ms: int = Field(default=100, ge=1)
     projector_writers: int = Field(default=2, ge=1)
+    replay_processes: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)),
+        ge=1,
+        description="Processes a replay is split over, by partition; default: the CPUs usable.",
+    )
 
     intake_host: str = "127.0.0.1"
     intake_port: int = 8080

@@ -53,6 +53,9 @@ class ReplayReport(BaseModel):
     undecodable: int = Field(description="Records skipped as undecodable (dead letters).")
     seconds: float
     events_per_s: float
+    processes: int = Field(
+        default=1, description="Processes the rebuild ran in, each with its share of partitions."
+    )
     tables: list[TableReport]
     equal: bool
     kept: bool = Field(description="Whether the replay schema was left in place.")
@@ -66,7 +69,8 @@ class ReplayReport(BaseModel):
         lines = [
             f"replay of {self.topic} in schema {self.replay_schema}: {self.records:,} records, "
             f"{self.applied:,} events folded, {self.undecodable:,} undecodable, "
-            f"{self.seconds:,.1f} s ({self.events_per_s:,.0f} events/s); "
+            f"{self.seconds:,.1f} s ({self.events_per_s:,.0f} events/s"
+            f"{'' if self.processes == 1 else f' in {self.processes} processes'}); "
             f"compared with schema {self.live_schema}",
             f"{'table':<26}{'live rows':>12}{'replay rows':>13}  {'checksum (live)':<18}"
             f"{'checksum (replay)':<20}result",

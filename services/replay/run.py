@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
@@ -29,6 +28,7 @@ from services.privacy.secrets import load_secrets
 from services.progress import ProgressPrinter
 from services.projector.consumer import decode_record, open_all
 from services.replay.compare import COMPARED, compare_table, quote
+from services.replay.processes import ShareProgress, rebuild_in_processes, shares
 from services.replay.reader import ReplayError, read_until
 from services.replay.report import ReplayReport
 
@@ -75,12 +75,14 @@ async def replay(
     batch_size: int = DEFAULT_BATCH,
     keep: bool = False,
     differences: int = DEFAULT_DIFFERENCES,
+    processes: int = 1,
     progress: Progress | None = None,
 ) -> ReplayReport:
     """Rebuild the projections from offset 0 into ``schema`` and compare them with live ones.
 
     One transaction per batch of ``batch_size`` records, through the live projector's decode and
-    :meth:`SubscriberStore.apply` (with ``side_effects=False``). The schema is dropped afterwards
+    :meth:`SubscriberStore.apply` (with ``side_effects=False``), split by partition over
+    ``processes`` processes (:mod:`services.replay.processes`). The schema is dropped afterwards
     when it equals the live tables, unless ``keep``; it is kept when they differ, for inspection.
     """
     name = check_schema_name(schema or default_schema(datetime.now(UTC)))
@@ -101,7 +103,7 @@ async def replay(
         await _create_schema(settings.database_url, name)
         started = time.perf_counter()
         try:
-            counts = await _rebuild(settings, name, ends, batch_size, progress, started)
+            counts = await _rebuild(settings, name, ends, batch_size, processes, progress, started)
         except BaseException:
             await drop_schema(settings.database_url, name)  # half a rebuild is of no use
             raise
@@ -166,13 +168,40 @@ async def _rebuild(
     schema: str,
     ends: Mapping[int, int],
     batch_size: int,
+    processes: int,
     progress: Progress | None,
     started: float,
-) -> dict[str, Any]:
+) -> dict[str, int]:
+    """Rebuild in this process, or split by partition over at most ``processes`` of them; the
+    counts say how many ran."""
+    total = sum(ends.values())
+
+    def report(read: int, applied: int) -> None:
+        if progress is not None:
+            progress(read, total, applied, time.perf_counter() - started)
+
+    used = len(shares(ends, processes))
+    if used > 1:
+        counts = await rebuild_in_processes(
+            rebuild_share, settings, schema, ends, batch_size, processes, report
+        )
+    else:
+        counts = await rebuild_share(settings, schema, ends, batch_size, report)
+    return {**counts, "processes": used}
+
+
+async def rebuild_share(
+    settings: Settings,
+    schema: str,
+    ends: Mapping[int, int],
+    batch_size: int,
+    progress: ShareProgress,
+) -> dict[str, int]:
     """Decode each batch while PostgreSQL writes the previous one; each batch is written by
     ``settings.projector_writers`` transactions at once, cut by partition as the live projector
     cuts it (a subject's events share a partition, so they touch different rows)."""
     writers = settings.projector_writers
+    slot = {p: i % writers for i, p in enumerate(sorted(ends))}  # this share's partitions, dealt
     pool = await create_pool(settings.database_url, max_size=writers, schema=schema)
     live = await create_pool(settings.database_url, max_size=1)  # the data keys live there
     keys = KeyStore(live, load_secrets(settings).master)
@@ -185,9 +214,7 @@ async def _rebuild(
         if writing is None:
             return
         counts["applied"] += sum(result.applied for result in await writing)
-        if progress is not None:
-            elapsed = time.perf_counter() - started
-            progress(sum(reached.values()), sum(ends.values()), counts["applied"], elapsed)
+        progress(sum(reached.values()), counts["applied"])
 
     try:
         await store.claim_partitions(ends)
@@ -211,8 +238,8 @@ async def _rebuild(
             reached.update(batch.ends)
             parts = [
                 (
-                    [r for r in good if r.partition % writers == part],
-                    {p: end for p, end in batch.ends.items() if p % writers == part},
+                    [r for r in good if slot[r.partition] == part],
+                    {p: end for p, end in batch.ends.items() if slot[p] == part},
                 )
                 for part in range(writers)
             ]

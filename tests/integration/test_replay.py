@@ -5,6 +5,7 @@ projector has moved past the replay's end."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,7 @@ from services.config import Settings
 from services.intake.main import create_app as intake_app
 from services.messaging.appender import Appender, OutRecord
 from services.projector.main import create_app as projector_app
+from services.replay.reader import ReplayError
 from services.replay.report import ReplayReport, RowDifference
 from services.replay.run import replay
 from services.replay.swap import SwapRefusedError, swap
@@ -110,9 +112,13 @@ def test_a_replay_equals_live_names_a_corrupted_row_and_swaps_it_right(
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
 
-    code, report, progress = run_replay(capsys, "--schema", "replay_first", "--batch-size", "300")
+    code, report, progress = run_replay(
+        capsys, "--schema", "replay_first", "--batch-size", "300", "--processes", "3"
+    )
     assert code == 0, report.text()
     assert report.equal
+    assert report.processes == 3
+    assert "in 3 processes" in report.text()
     assert [t.table for t in report.tables] == ALL_TABLES
     for table in report.tables:
         assert table.live_rows == table.replay_rows > 0, table
@@ -206,12 +212,39 @@ async def test_a_replay_compares_with_live_as_it_stood_when_the_replay_started(
                     await append_events(settings, more[n : n + 10])
 
             appending = asyncio.create_task(keep_appending())
-            report = await replay(settings, "replay_meanwhile", batch_size=50)
+            report = await replay(settings, "replay_meanwhile", batch_size=50, processes=2)
             appending.cancel()
             moved = await pool.fetchval("SELECT count(*) FROM ledger_events")
         assert report.equal, report.text()
+        assert report.processes == 2
         assert report.applied == 1000
         assert moved > 1000  # the live projection did move on while the replay ran
+    finally:
+        await pool.close()
+
+
+async def test_a_replay_process_that_fails_fails_the_replay_and_leaves_nothing_behind(
+    settings: Settings,
+) -> None:
+    """The stored offset of one partition lies past the end of the topic (as after the topic
+    was recreated): the process holding it says so, the others are stopped, the schema is gone."""
+    await append_events(settings, consent_stream(subjects=60, events_per_subject=2))
+    pool = await create_pool(settings.database_url, max_size=1)
+    try:
+        async with serve(projector_app(settings), settings.projector_port):
+            await wait_projected(pool, 120)
+        partition = await pool.fetchval(
+            "UPDATE projector_offsets SET next_offset = next_offset + 1000 WHERE partition ="
+            " (SELECT max(partition) FROM projector_offsets WHERE next_offset > 0)"
+            " RETURNING partition"
+        )
+        short = rf"the topic {settings.ledger_topic} ends before the projector's stored offsets"
+        with pytest.raises(
+            ReplayError, match=rf"{short} \(partition: last stable offset \{{{partition}: "
+        ):
+            await replay(settings, "replay_short", processes=3)
+        assert multiprocessing.active_children() == []
+        assert not await pool.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = 'replay_short'")
     finally:
         await pool.close()
 
