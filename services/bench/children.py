@@ -82,25 +82,49 @@ def run_command(command: str, settings: Settings, *args: str) -> Finished:
     runs it (the process settings of ``services/process.py`` included). Its progress on stderr
     is shown as it comes.
 
-    The peak RSS is its ``VmHWM``, read every ``RSS_POLL_S`` while it runs. The kernel's own
-    account (``wait4``'s ``ru_maxrss``) is no use here: it counts the parent's memory that the
-    child had before ``exec``, the bench's own, which reached 1.7 GB with a million subjects."""
-    process = subprocess.Popen(
+    The peak RSS is read as :func:`run_measured` reads it. The kernel's own account
+    (``wait4``'s ``ru_maxrss``) is no use here: it counts the parent's memory that the child had
+    before ``exec``, the bench's own, which reached 1.7 GB with a million subjects."""
+    done = run_measured(
         [sys.executable, "-m", "services.cli", command, *args],
-        env={**os.environ, **settings.to_env()},
-        stdout=subprocess.PIPE,
+        {**os.environ, **settings.to_env()},
     )
-    peak = 0.0
+    if not done.stdout:
+        raise RuntimeError(f"consent-ledger {command} printed nothing")
+    return done
+
+
+def run_measured(argv: list[str], env: dict[str, str]) -> Finished:
+    """Run ``argv`` to its end; its peak RSS is the ``VmHWM`` of it and of every process it
+    started (a replay's workers), each read every ``RSS_POLL_S`` and added up: an upper bound,
+    since their peaks need not coincide."""
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
+    peaks: dict[int, float] = {}
     while True:
-        peak = max(peak, read_peak_rss_mb(process.pid) or 0.0)
+        for pid in (process.pid, *descendants(process.pid)):
+            peaks[pid] = max(peaks.get(pid, 0.0), read_peak_rss_mb(pid) or 0.0)
         try:
             stdout, _ = process.communicate(timeout=RSS_POLL_S)
             break
         except subprocess.TimeoutExpired:
             continue
-    if not stdout:
-        raise RuntimeError(f"consent-ledger {command} printed nothing (exit {process.returncode})")
-    return Finished(stdout.decode(), peak)
+    return Finished(stdout.decode(), sum(peaks.values()))
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` now, from ``/proc/<pid>/task/*/children``."""
+    found: list[int] = []
+    parents = [pid]
+    while parents:
+        parent = parents.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                below = [int(child) for child in children.read_text().split()]
+            except OSError:  # the task ended meanwhile
+                continue
+            found.extend(below)
+            parents.extend(below)
+    return found
 
 
 async def stop(child: Child, settings: Settings) -> None:

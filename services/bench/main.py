@@ -270,6 +270,7 @@ class Run:
         report = ReplayReport.model_validate_json(done.stdout)
         self.m.replay = Count(report.applied, report.seconds)
         self.m.replay_equal = report.equal
+        self.m.replay_processes = report.processes
         self.m.replay_peak_rss_mb = done.peak_rss_mb
         say(f"replay: {_rate(self.m.replay)} events/s; equal to live: {report.equal}")
 
@@ -477,6 +478,7 @@ def main(config: Config) -> int:
         "started_at": started_at.isoformat(),
         "wall_s": round(wall, 1),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "replay_processes": measured.replay_processes,
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_before": load_before,

@@ -80,6 +80,7 @@ class Measured:
     projection: Count | None = None
     replay: Count | None = None
     replay_equal: bool | None = None
+    replay_processes: int | None = None
     feed: Latencies | None = None
     feed_missing: int = 0
     feed_backlog_drained: bool = True
@@ -182,7 +183,8 @@ def build_rows(m: Measured) -> list[Row]:
         _rate_row(
             "replay", "full rebuild from offset 0 (consent-ledger replay)", m.replay, "events/s",
             _done(m.replay, "events")
-            + f"; the pre-filled ledger, compared with live: {_equal(m.replay_equal)}",
+            + f"; the pre-filled ledger, compared with live: {_equal(m.replay_equal)}"
+            + (f"; in {m.replay_processes} processes" if m.replay_processes else ""),
             copy, "raw COPY",
             Target(
                 f">= {number(REPLAY_MIN_EVENTS_S)} events/s",
@@ -205,8 +207,9 @@ def build_rows(m: Measured) -> list[Row]:
         ),
         Row(
             "memory", "replay peak RSS (VmHWM)", m.replay_peak_rss_mb, "MB",
-            "the consent-ledger replay command, read every 0.2 s while it runs; a command, not "
-            "a service, so the services' target does not apply",
+            "the consent-ledger replay command and its worker processes, each one's peak read "
+            "every 0.2 s and added up; a command, not a service, so the services' target does "
+            "not apply",
         ),
     ]  # fmt: skip
     return rows

@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from services.bench.report import Row, Target, at_most, number, under_load
 from services.bench.results import LARGE_EVENTS
@@ -43,6 +43,9 @@ class BenchFile(BaseModel):
 
     config: _Size
     results: list[_Result]
+    replay_processes: int | None = Field(
+        default=1, description="Missing in files from before replays ran in several processes."
+    )
 
     def rate(self, section: str, name: str) -> float | None:
         found = [r.value for r in self.results if (r.section, r.name) == (section, name)]
@@ -89,6 +92,13 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
         raise CompareError(
             f"the runs made different measurements ({made}); what runs before a measurement "
             "changes its result, so make them all with the same --only"
+        )
+    processes = {run.replay_processes for run in [*smaller, larger]}
+    if len(processes) != 1:
+        counts = " / ".join(str(n) for n in sorted(processes, key=str))
+        raise CompareError(
+            f"the replays ran in different numbers of processes ({counts}); give every run the "
+            "same CONSENT_LEDGER_REPLAY_PROCESSES"
         )
     return [_row(smaller, larger, section, name) for section, name in SCALED]
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
-from services.bench.children import run_command, vm_hwm_mb
+from services.bench.children import run_command, run_measured, vm_hwm_mb
 from services.bench.http_load import Outcome
 from services.bench.main import configure
 from services.bench.pipeline import LagTracker, ends, firsts, folded, request_shape
@@ -244,6 +247,16 @@ def test_a_command_reports_its_own_peak_rss_not_its_parents() -> None:
     del ballast
     assert "--keep" in done.stdout
     assert 10 < done.peak_rss_mb < 300  # a Python process with the service's imports
+
+
+def test_a_commands_peak_rss_counts_the_processes_it_started() -> None:
+    worker = (
+        "import time; b = bytearray(200 * 1024 * 1024); b[::4096] = bytes(len(b) // 4096); "
+        "time.sleep(1)"
+    )
+    script = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {worker!r}])"
+    done = run_measured([sys.executable, "-c", script], dict(os.environ))
+    assert done.peak_rss_mb > 200  # the worker's 200 MB, which the command itself never held
 
 
 def test_large_changes_the_defaults_and_explicit_sizes_win() -> None:

@@ -21,6 +21,7 @@ def result_file(
     subjects: int,
     seconds: float,
     only: tuple[str, ...] = MEASUREMENTS,
+    replay_processes: int | None = 2,
 ) -> Path:
     """A file as the bench writes it, every scaled path at ``events / seconds`` events/s."""
     m = Measured(events, subjects)
@@ -29,6 +30,7 @@ def result_file(
     meta = {
         "started_at": "2026-11-26T06:00:00+00:00",
         "config": {"events": events, "subjects": subjects, "only": list(only)},
+        "replay_processes": replay_processes,
     }
     path = tmp_path / name
     path.write_bytes(orjson.dumps(to_json(build_rows(m), meta)))
@@ -103,6 +105,17 @@ def test_only_the_size_may_differ(tmp_path: Path) -> None:
     with pytest.raises(CompareError, match=r"different measurements \(projection,replay / raw,"):
         compare([some], large)
     assert compare([load(result_file(tmp_path, "all.json", 30_000, 6_000, 15.0))], large)
+
+
+def test_the_replays_must_have_run_in_as_many_processes(tmp_path: Path) -> None:
+    large = load(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0))
+    one = load(result_file(tmp_path, "one.json", 30_000, 6_000, 15.0, replay_processes=1))
+    with pytest.raises(CompareError, match=r"different numbers of processes \(1 / 2\); give"):
+        compare([one], large)
+    older = orjson.loads(result_file(tmp_path, "old.json", 30_000, 6_000, 15.0).read_bytes())
+    del older["replay_processes"]  # written before replays ran in several processes: in one
+    (tmp_path / "old.json").write_bytes(orjson.dumps(older))
+    assert load(tmp_path / "old.json").replay_processes == 1
 
 
 def test_the_command_prints_the_table_and_names_a_bad_file(
