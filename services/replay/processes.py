@@ -83,10 +83,10 @@ async def rebuild_in_processes(
         )
         for index, share in enumerate(parts)
     ]
-    for process in started:
-        process.start()
     tally = _Tally()
     try:
+        for process in started:
+            process.start()
         while len(tally.done) < len(started):
             message = await asyncio.to_thread(_next, messages)
             if message is None and (silent := _ended_silently(started, tally)):
@@ -101,7 +101,8 @@ async def rebuild_in_processes(
             if process.is_alive():
                 process.terminate()
         for process in started:
-            await asyncio.to_thread(process.join)
+            if process.pid is not None:  # started
+                await asyncio.to_thread(process.join)
         messages.close()
     totals: dict[str, int] = {}
     for counts in tally.done.values():
