@@ -23,3 +23,16 @@ def test_a_short_webhook_secret_is_refused_naming_the_field() -> None:
     with pytest.raises(ValidationError) as refused:
         Settings(feed_webhooks=[{"url": "https://x.example/h", "secret": "short"}])
     assert refused.value.errors()[0]["loc"] == ("feed_webhooks", 0, "secret")
+
+
+def test_a_replay_runs_in_one_process_per_usable_cpu_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    assert Settings().replay_processes == 3
+    monkeypatch.setenv("CONSENT_LEDGER_REPLAY_PROCESSES", "1")
+    assert Settings().replay_processes == 1
+    monkeypatch.setenv("CONSENT_LEDGER_REPLAY_PROCESSES", "0")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert refused.value.errors()[0]["loc"] == ("replay_processes",)
