@@ -18,6 +18,7 @@ import asyncio
 import multiprocessing
 import pickle
 import queue as queues
+import signal
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,10 +134,25 @@ def _ended_silently(processes: Sequence[BaseProcess], tally: _Tally) -> str | No
     for index, process in enumerate(processes):
         if index not in tally.done and process.exitcode is not None:
             return (
-                f"replay process {index + 1} of {len(processes)} ended with exit code "
-                f"{process.exitcode} before it finished its partitions"
+                f"replay process {index + 1} of {len(processes)} {_how(process.exitcode)} before "
+                "it finished its partitions" + _hint(process.exitcode)
             )
     return None
+
+
+def _how(exitcode: int) -> str:
+    if exitcode >= 0:
+        return f"exited with {exitcode}"
+    try:
+        return f"was killed by {signal.Signals(-exitcode).name}"
+    except ValueError:  # a signal Python has no name for
+        return f"was killed by signal {-exitcode}"
+
+
+def _hint(exitcode: int) -> str:
+    if exitcode != -signal.SIGKILL:
+        return ""
+    return " (out of memory? fewer --processes or a smaller --batch-size need less)"
 
 
 def _run_share(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 from collections.abc import Mapping
 
 import pytest
@@ -105,9 +106,21 @@ def test_a_failing_process_fails_the_replay_with_its_own_error_and_stops_the_oth
     assert multiprocessing.active_children() == []
 
 
+async def killed(
+    settings: Settings, schema: str, ends: Mapping[int, int], batch: int, progress: ShareProgress
+) -> dict[str, int]:
+    if 0 in ends:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer does
+    await asyncio.sleep(600)
+    return {}
+
+
 def test_a_process_that_dies_without_a_word_is_named() -> None:
-    with pytest.raises(ReplayError, match=r"replay process 2 of 2 ended with exit code 3"):
+    with pytest.raises(ReplayError, match=r"^replay process 2 of 2 exited with 3 before it fin"):
         run(dying, {0: 5, 1: 7}, 2)
+    assert multiprocessing.active_children() == []
+    with pytest.raises(ReplayError, match=r"process 1 of 2 was killed by SIGKILL .*\(out of mem"):
+        run(killed, {0: 5, 1: 7}, 2)
     assert multiprocessing.active_children() == []
 
 
