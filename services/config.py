@@ -18,6 +18,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the platform tells it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
 class Webhook(BaseModel):
     """A mail tool's endpoint for feed changes; every POST is signed with ``secret``."""
 
@@ -47,7 +53,7 @@ class Settings(BaseSettings):
     projector_batch_timeout_ms: int = Field(default=100, ge=1)
     projector_writers: int = Field(default=2, ge=1)
     replay_processes: int = Field(
-        default_factory=lambda: _usable_cpus(),
+        default_factory=_usable_cpus,
         ge=1,
         description="Processes a replay is split over, by partition; default: the CPUs usable.",
     )
@@ -200,9 +206,3 @@ def broker_security(settings: Settings) -> BaseSecurity | None:
         ssl_context=context,
         use_ssl=protocol == "SASL_SSL",
     )
-
-
-def _usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, where the platform tells it)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity else os.cpu_count() or 1

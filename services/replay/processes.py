@@ -62,19 +62,18 @@ async def rebuild_in_processes(
     rebuild: Rebuild,
     settings: Settings,
     schema: str,
-    ends: Mapping[int, int],
+    parts: Sequence[Mapping[int, int]],
     batch_size: int,
-    processes: int,
     progress: ShareProgress,
 ) -> dict[str, int]:
-    """Run ``rebuild`` for each share in a process of its own; the counts of all added up.
+    """Run ``rebuild`` for each share (see :func:`shares`) in a process of its own; the counts
+    of all added up.
 
     ``rebuild`` must be a module-level function (it is pickled by name for ``spawn``).
     ``progress`` hears the records read and events applied over all processes.
     """
     context = multiprocessing.get_context("spawn")
     messages: Queue[tuple[str, int, Any]] = context.Queue()
-    parts = shares(ends, processes)
     started = [
         context.Process(
             target=_run_share,

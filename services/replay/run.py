@@ -180,14 +180,14 @@ async def _rebuild(
         if progress is not None:
             progress(read, total, applied, time.perf_counter() - started)
 
-    used = len(shares(ends, processes))
-    if used > 1:
+    parts = shares(ends, processes)
+    if len(parts) > 1:
         counts = await rebuild_in_processes(
-            rebuild_share, settings, schema, ends, batch_size, processes, report
+            rebuild_share, settings, schema, parts, batch_size, report
         )
     else:
         counts = await rebuild_share(settings, schema, ends, batch_size, report)
-    return {**counts, "processes": used}
+    return {**counts, "processes": len(parts)}
 
 
 async def rebuild_share(

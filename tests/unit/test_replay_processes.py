@@ -84,9 +84,8 @@ def run(rebuild: Rebuild, ends: dict[int, int], processes: int) -> tuple[dict[st
             rebuild,
             Settings(),
             "replay_x",
-            ends,
+            shares(ends, processes),
             100,
-            processes,
             lambda read, applied: heard.append((read, applied)),
         )
     )
