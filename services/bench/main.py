@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from projections.migrations import apply
 from services import stack
-from services.bench import children, feed_latency, pipeline, raw, report, workload
+from services.bench import children, cpu, feed_latency, pipeline, raw, report, workload
 from services.bench.http_load import LoadResult
 from services.bench.plan import MEASUREMENTS, WITH_SERVICES, select
 from services.bench.results import (
@@ -40,6 +40,7 @@ from services.bench.results import (
 )
 from services.config import ROOT, Settings
 from services.progress import ProgressPrinter
+from services.stack.state import load_state
 
 #: The --large run's shape (5 events per subject), so that a default run is its base.
 DEFAULT_EVENTS, DEFAULT_SUBJECTS = 30_000, 6_000
@@ -231,6 +232,20 @@ class Run:
         self.conn = conn
         self.m = Measured(config.events, config.subjects, batch_clients=config.batch_clients)
         self.children: list[children.Child] = []
+        self.stack_parts = stack_parts(self.s)
+        self.cpu = cpu.Sampler(self.cpu_parts)
+
+    def cpu_parts(self) -> dict[str, int]:
+        """The processes whose CPU is read: the running services, PostgreSQL and Kafka."""
+        running = {c.name: c.process.pid for c in self.children if c.process.poll() is None}
+        return {**running, **self.stack_parts}
+
+    def cpu_of(self, name: cpu.Window, timed: pipeline.Timed) -> None:
+        """Keep what ``timed``'s window cost in CPU per event, when it finished."""
+        if timed.seconds is not None:
+            end = timed.started + timed.seconds
+            if (spent := self.cpu.between(timed.started, end, timed.count)) is not None:
+                self.m.cpu[name] = spent
 
     def start_index(self, phase: int) -> int:
         return phase * self.config.span
@@ -247,10 +262,15 @@ class Run:
             "feed": self.feed_latency,
             "kafka-intake": self.kafka_intake,
         }
-        for name in self.config.only:
-            if name in WITH_SERVICES and "intake" not in self.running():
-                await self.start_services()
-            await step(name, steps[name]())
+        self.cpu.start()
+        try:
+            for name in self.config.only:
+                if name in WITH_SERVICES and "intake" not in self.running():
+                    await self.start_services()
+                self.cpu.now()  # so that the services just started are read from here on
+                await step(name, steps[name]())
+        finally:
+            await self.cpu.stop()
 
     def running(self) -> set[str]:
         return {c.name for c in self.children}
@@ -266,8 +286,11 @@ class Run:
         from services.replay.report import ReplayReport
 
         say("replay: consent-ledger replay, rebuilding the projections from offset 0")
+        before = self.cpu.now()
         done = await asyncio.to_thread(children.run_command, "replay", self.s, "--json")
         report = ReplayReport.model_validate_json(done.stdout)
+        if (spent := cpu.cost(before, self.cpu.now(), report.applied)) is not None:
+            self.m.cpu[cpu.Window.REPLAY] = spent  # the whole command: start-up and comparison too
         self.m.replay = Count(report.applied, report.seconds)
         self.m.replay_equal = report.equal
         self.m.replay_processes = report.processes
@@ -308,6 +331,7 @@ class Run:
             progress("projection: folded", "records"),
         )  # fmt: skip
         self.m.projection = Count(timed.count, timed.seconds)
+        self.cpu_of(cpu.Window.PROJECTION, timed)
         say(f"projection: {_rate(self.m.projection)} events/s")
 
     async def http_batches(self) -> None:
@@ -322,6 +346,8 @@ class Run:
         self.m.end_to_end = Count(
             run.end_to_end.count, run.end_to_end.seconds, run.intake.failed, kinds
         )
+        self.cpu_of(cpu.Window.HTTP_BATCHES, run.intake)
+        self.cpu_of(cpu.Window.END_TO_END, run.end_to_end)
         say(
             f"intake: HTTP batches {_rate(self.m.http_batch)} events/s, "
             f"end to end {_rate(self.m.end_to_end)} events/s"
@@ -336,6 +362,10 @@ class Run:
         )
         self.m.capacity = Count(
             len(load.accepted), load.last_done - load.started, load.failed, load.failure_kinds()
+        )
+        self.cpu_of(
+            cpu.Window.CAPACITY,
+            pipeline.Timed(len(load.accepted), load.last_done - load.started, 0, load.started),
         )
         say(f"intake: capacity {_rate(self.m.capacity)} req/s")
         await self.settle()
@@ -401,6 +431,7 @@ class Run:
             progress("intake: Kafka topic, committed", "submissions"),
         )  # fmt: skip
         self.m.kafka_intake = Count(timed.count, timed.seconds)
+        self.cpu_of(cpu.Window.KAFKA_INTAKE, timed)
         self.m.kafka_produce_s = produce_s
         rate = _rate(self.m.kafka_intake)
         say(f"intake: Kafka topic {rate} events/s (submissions produced in {produce_s:.1f} s)")
@@ -411,6 +442,15 @@ class Run:
         self.m.peak_rss_mb = {
             c.name: c.peak_rss_mb for c in sorted(self.children, key=lambda c: c.name)
         }
+
+
+def stack_parts(settings: Settings) -> dict[str, int]:
+    """The stack's PostgreSQL and Kafka processes, when this machine runs them."""
+    state = load_state(settings.stack_dir)
+    if state is None:
+        return {}
+    found = {"PostgreSQL": state.postgres, "Kafka": state.kafka}
+    return {name: entry.pid for name, entry in found.items() if entry is not None}
 
 
 def _rate(count: Count | None) -> str:
@@ -479,6 +519,7 @@ def main(config: Config) -> int:
         "wall_s": round(wall, 1),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "replay_processes": measured.replay_processes,
+        "cpu_per_event": cpu.to_json(measured.cpu),
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_before": load_before,
@@ -493,5 +534,8 @@ def main(config: Config) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(report.to_json(rows, meta), option=orjson.OPT_INDENT_2) + b"\n")
     print(report.format_table(rows))
+    if measured.cpu:
+        print(f"\n{cpu.LEGEND}:\n")
+        print(report.format_grid(cpu.HEADER, cpu.cells(measured.cpu)))
     print(f"\nwall time {wall:.0f} s; results in {out}")
     return 0

@@ -153,11 +153,13 @@ async def prefill(
 
 @dataclass(frozen=True, slots=True)
 class Timed:
-    """``count`` events (or requests) in ``seconds``; seconds is None when it did not finish."""
+    """``count`` events (or requests) in ``seconds`` from ``started`` (the loop's clock);
+    seconds is None when it did not finish."""
 
     count: int
     seconds: float | None
     failed: int = 0
+    started: float = 0.0
 
 
 async def projection(
@@ -180,7 +182,7 @@ async def projection(
     if first is None or done is None:
         return Timed(total, None)
     (t0, folded0), t1 = first, done
-    return Timed(total - folded0, t1 - t0)
+    return Timed(total - folded0, t1 - t0, started=t0)
 
 
 async def _fold_samples(
@@ -265,12 +267,13 @@ async def http_batches(
             on_done=on_done,
         )  # fmt: skip
     accepted = len(result.positions())
-    intake = Timed(accepted, result.last_done - result.started, result.failed)
+    intake = Timed(accepted, result.last_done - result.started, result.failed, result.started)
     targets = ends(result.positions())
     done = await wait_projected(
         conn, settings.ledger_topic, targets, timeout_s, visible, firsts(result.positions())
     )
-    e2e = Timed(accepted, None if done is None else done - result.started, result.failed)
+    e2e_s = None if done is None else done - result.started
+    e2e = Timed(accepted, e2e_s, result.failed, result.started)
     return BatchRun(intake, e2e, result.failure_kinds())
 
 
@@ -430,7 +433,7 @@ async def kafka_intake(
     finally:
         await admin.close()
         await producer.stop()
-    return Timed(count, None if done is None else done - started), produce_s
+    return Timed(count, None if done is None else done - started, started=started), produce_s
 
 
 async def _produce_submissions(

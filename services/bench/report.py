@@ -155,15 +155,18 @@ def table_cells(rows: Iterable[Row]) -> list[tuple[str, ...]]:
 
 
 def format_table(rows: Iterable[Row]) -> str:
+    return format_grid(HEADER, table_cells(rows))
+
+
+def format_grid(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     """A plain-text table, columns padded to their widest cell."""
-    body = table_cells(rows)
-    widths = [max(len(line[i]) for line in [HEADER, *body]) for i in range(len(HEADER))]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(HEADER), rule, *(line(c) for c in body)])
+    return "\n".join([line(header), rule, *(line(c) for c in body)])
 
 
 def to_json(rows: Iterable[Row], meta: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.bench.cpu import CpuCost, Window
 from services.bench.report import (
     NOT_MET,
     Latencies,
@@ -97,6 +98,7 @@ class Measured:
     lag_unseen: int = 0
     peak_rss_mb: dict[str, float | None] = field(default_factory=dict)
     replay_peak_rss_mb: float | None = None
+    cpu: dict[Window, CpuCost] = field(default_factory=dict)  # per event, by measurement
 
 
 def _equal(equal: bool | None) -> str:

@@ -11,16 +11,18 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from services.bench.cpu import Window
 from services.bench.report import Row, Target, at_most, number, under_load
 from services.bench.results import LARGE_EVENTS
 
-#: The rows whose runs handle ``events`` events, so their cost per event can grow with size.
+#: The rows whose runs handle ``events`` events, so their cost per event can grow with size,
+#: each with the name of its CPU reading (:mod:`services.bench.cpu`).
 SCALED = (
-    ("intake", "Kafka intake topic -> ledger"),
-    ("intake", "HTTP batches -> ledger"),
-    ("projection", "pre-filled ledger -> PostgreSQL"),
-    ("end to end", "HTTP batches -> rows visible in PostgreSQL"),
-    ("replay", "full rebuild from offset 0 (consent-ledger replay)"),
+    ("intake", "Kafka intake topic -> ledger", Window.KAFKA_INTAKE),
+    ("intake", "HTTP batches -> ledger", Window.HTTP_BATCHES),
+    ("projection", "pre-filled ledger -> PostgreSQL", Window.PROJECTION),
+    ("end to end", "HTTP batches -> rows visible in PostgreSQL", Window.END_TO_END),
+    ("replay", "full rebuild from offset 0 (consent-ledger replay)", Window.REPLAY),
 )
 MAX_GROWTH = 1.5
 
@@ -38,6 +40,10 @@ class _Result(BaseModel):
     unit: str
 
 
+class _Cpu(BaseModel):
+    machine_us: float
+
+
 class BenchFile(BaseModel):
     """The parts of a result file that the comparison reads."""
 
@@ -46,10 +52,18 @@ class BenchFile(BaseModel):
     replay_processes: int | None = Field(
         default=1, description="Missing in files from before replays ran in several processes."
     )
+    cpu_per_event: dict[str, _Cpu] = Field(
+        default_factory=dict, description="Missing in files from before the bench read CPU."
+    )
 
     def rate(self, section: str, name: str) -> float | None:
         found = [r.value for r in self.results if (r.section, r.name) == (section, name)]
         return found[0] if found else None
+
+    def cpu_us(self, name: str) -> float | None:
+        """The machine's CPU microseconds per event in the measurement called ``name``."""
+        found = self.cpu_per_event.get(name)
+        return None if found is None else found.machine_us
 
 
 class CompareError(Exception):
@@ -100,23 +114,48 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
             f"the replays ran in different numbers of processes ({counts}); give every run the "
             "same CONSENT_LEDGER_REPLAY_PROCESSES"
         )
-    return [_row(smaller, larger, section, name) for section, name in SCALED]
+    rows = [_rate_row(smaller, larger, section, name) for section, name, _ in SCALED]
+    if any(run.cpu_per_event for run in [*smaller, larger]):
+        rows += [_cpu_row(smaller, larger, section, cpu) for section, _, cpu in SCALED]
+    return rows
 
 
-def _row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: str) -> Row:
+def _rate_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: str) -> Row:
+    """Time per event: the smaller runs' median rate over the larger run's."""
     rates = sorted(r for run in smaller if (r := run.rate(section, name)) is not None)
     small = statistics.median(rates) if rates else None
     large = larger.rate(section, name)
     growth = small / large if small and large else None
+    spread = f" ({number(rates[0])} to {number(rates[-1])})" if len(rates) > 1 else ""
+    return _row(
+        smaller, larger, f"{section}: {name}", growth,
+        f"median {_rate(small)}{spread}; {_size(larger)}: {_rate(large)}",
+    )  # fmt: skip
+
+
+def _cpu_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: str) -> Row:
+    """CPU per event, the whole machine's: the larger run's over the smaller runs' median. The
+    machine's busy time, not a wall-clock rate, so a run slowed by waiting shows as such."""
+    costs = sorted(c for run in smaller if (c := run.cpu_us(name)) is not None)
+    small = statistics.median(costs) if costs else None
+    large = larger.cpu_us(name)
+    growth = large / small if small and large else None
+    spread = f" ({number(costs[0])} to {number(costs[-1])})" if len(costs) > 1 else ""
+    return _row(
+        smaller, larger, f"{section}: CPU per event ({name})", growth,
+        f"median {_us(small)}{spread}; {_size(larger)}: {_us(large)}",
+    )  # fmt: skip
+
+
+def _row(
+    smaller: Sequence[BenchFile], larger: BenchFile, name: str, growth: float | None, seen: str
+) -> Row:
     # The runs have one shape, so a run with the --large events has its subjects too.
     verdict = under_load(
         at_most(growth, MAX_GROWTH), larger.config.events, LARGE_EVENTS, "events", how="run with"
     )
-    spread = f" ({number(rates[0])} to {number(rates[-1])})" if len(rates) > 1 else ""
     return Row(
-        "scale", f"{section}: {name}", growth, "x",
-        f"{len(smaller)} run(s) of {_size(smaller[0])}: median {_rate(small)}{spread}; "
-        f"{_size(larger)}: {_rate(large)}",
+        "scale", name, growth, "x", f"{len(smaller)} run(s) of {_size(smaller[0])}: {seen}",
         target=Target(f"<= {MAX_GROWTH} x the smaller runs' cost per event", verdict),
     )  # fmt: skip
 
@@ -131,3 +170,7 @@ def _size(run: BenchFile) -> str:
 
 def _rate(value: float | None) -> str:
     return "not measured" if value is None else f"{number(value)} events/s"
+
+
+def _us(value: float | None) -> str:
+    return "not measured" if value is None else f"{number(value)} µs of CPU per event"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from services.bench import cpu
+from services.bench.cpu import CpuCost
 from services.bench.plan import MEASUREMENTS
 from services.bench.report import MET, NOT_MEASURED, NOT_MET, Row, to_json
 from services.bench.results import Count, Measured, build_rows
@@ -22,16 +25,21 @@ def result_file(
     seconds: float,
     only: tuple[str, ...] = MEASUREMENTS,
     replay_processes: int | None = 2,
+    cpu_us: float | None = None,
 ) -> Path:
-    """A file as the bench writes it, every scaled path at ``events / seconds`` events/s."""
+    """A file as the bench writes it, every scaled path at ``events / seconds`` events/s (and,
+    if given, at ``cpu_us`` of the machine's CPU per event)."""
     m = Measured(events, subjects)
     done = Count(events, seconds)
     m.kafka_intake = m.http_batch = m.projection = m.end_to_end = m.replay = done
-    meta = {
+    meta: dict[str, Any] = {
         "started_at": "2026-11-26T06:00:00+00:00",
         "config": {"events": events, "subjects": subjects, "only": list(only)},
         "replay_processes": replay_processes,
     }
+    if cpu_us is not None:
+        cost = CpuCost(events, seconds, cpu_us, {"projector": cpu_us / 2})
+        meta["cpu_per_event"] = cpu.to_json({window: cost for *_, window in SCALED})
     path = tmp_path / name
     path.write_bytes(orjson.dumps(to_json(build_rows(m), meta)))
     return path
@@ -43,7 +51,7 @@ def growth(rows: list[Row]) -> list[float | None]:
 
 def test_every_scaled_path_is_a_row_the_bench_writes(tmp_path: Path) -> None:
     run = load(result_file(tmp_path, "a.json", 1_000, 10, 1.0))
-    assert all(run.rate(section, name) == 1_000.0 for section, name in SCALED)
+    assert all(run.rate(section, name) == 1_000.0 for section, name, _ in SCALED)
 
 
 def test_cost_per_event_grows_by_the_ratio_of_rates_over_the_smaller_runs_median(
@@ -62,6 +70,36 @@ def test_cost_per_event_grows_by_the_ratio_of_rates_over_the_smaller_runs_median
     rows = compare(smaller, slower)
     assert growth(rows) == [2.0] * len(SCALED)
     assert all(r.target is not None and r.target.verdict == NOT_MET for r in rows)
+
+
+def test_cpu_per_event_grows_by_the_larger_runs_cost_over_the_smaller_runs_median(
+    tmp_path: Path,
+) -> None:
+    smaller = [
+        load(result_file(tmp_path, f"s{i}.json", 30_000, 6_000, 15.0, cpu_us=us))
+        for i, us in enumerate([400.0, 500.0, 900.0])
+    ]
+    large = load(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0, cpu_us=800.0))
+    rows = compare(smaller, large)
+    assert len(rows) == 2 * len(SCALED)
+    by_cpu = rows[len(SCALED) :]
+    assert [r.name for r in by_cpu] == [f"{s}: CPU per event ({w})" for s, _, w in SCALED]
+    assert growth(by_cpu) == [1.6] * len(SCALED)
+    assert all(r.target is not None and r.target.verdict == NOT_MET for r in by_cpu)
+    assert "median 500 µs of CPU per event (400 to 900)" in by_cpu[0].conditions
+    assert "5,000,000 events, 1,000,000 subjects: 800 µs of CPU per event" in by_cpu[0].conditions
+
+
+def test_cpu_rows_come_only_with_files_that_read_cpu(tmp_path: Path) -> None:
+    """Files from before the bench read CPU get the rate rows alone; a file without a reading
+    among files with one shows that path's CPU as not measured."""
+    old = load(result_file(tmp_path, "s.json", 30_000, 6_000, 15.0))
+    large_old = load(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0))
+    assert len(compare([old], large_old)) == len(SCALED)
+    large = load(result_file(tmp_path, "lc.json", 5_000_000, 1_000_000, 2_500.0, cpu_us=800.0))
+    by_cpu = compare([old], large)[len(SCALED) :]
+    assert all(r.value is None for r in by_cpu)
+    assert all(r.target is not None and r.target.verdict == NOT_MEASURED for r in by_cpu)
 
 
 def test_a_met_growth_below_the_large_size_is_not_shown(tmp_path: Path) -> None:
