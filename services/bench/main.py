@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import platform
 import signal
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -459,8 +460,40 @@ def _rate(count: Count | None) -> str:
 
 
 async def run(config: Config) -> Measured:
-    """Bring the bench stack up, measure, and tear down whatever this run started."""
+    """One run at a time on the bench stack (:func:`one_run_at_a_time`)."""
     base = stack.isolated_settings(Settings(), "bench")
+    with one_run_at_a_time(base.stack_dir):
+        return await _run_alone(config, base)
+
+
+class BenchBusyError(RuntimeError):
+    """Another bench run holds the bench stack."""
+
+
+@contextlib.contextmanager
+def one_run_at_a_time(stack_dir: Path) -> Iterator[None]:
+    """Hold the bench stack for this run. A second run would take this one's topics and
+    database for an interrupted run's leftovers and remove them."""
+    stack_dir.mkdir(parents=True, exist_ok=True)
+    with (stack_dir / "bench.lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise BenchBusyError(
+                f"another bench run (pid {holder}) is using the bench stack in {stack_dir}; "
+                "wait for it to end or stop it, then run again"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield  # the lock goes with the file's closing, also when the process dies
+
+
+async def _run_alone(config: Config, base: Settings) -> Measured:
+    """Bring the bench stack up, measure, and tear down whatever this run started."""
     started_stack = stack.status(base) is None
     say(f"stack in {base.stack_dir} (Kafka {base.kafka_bootstrap})")
     namespace: Namespace | None = None
@@ -507,6 +540,9 @@ def main(config: Config) -> int:
     began = time.monotonic()
     try:
         measured = asyncio.run(run(config))
+    except BenchBusyError as exc:
+        say(f"{exc}; nothing was measured")
+        return 2
     except asyncio.CancelledError:
         say("interrupted; everything this run started is stopped, nothing was written")
         return 130

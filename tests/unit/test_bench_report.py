@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
 from services.bench.children import run_command, run_measured, vm_hwm_mb
 from services.bench.http_load import Outcome
-from services.bench.main import configure
+from services.bench.main import BenchBusyError, configure, one_run_at_a_time
 from services.bench.pipeline import LagTracker, ends, firsts, folded, request_shape
 from services.bench.plan import MEASUREMENTS, select
 from services.bench.report import (
@@ -32,6 +33,7 @@ from services.bench.report import (
     under_load,
 )
 from services.bench.results import Count, Measured, OpenLoop, build_rows
+from services.cli import main as cli_main
 from services.config import Settings
 
 
@@ -310,3 +312,22 @@ def test_a_measurement_left_out_is_not_measured_not_failed() -> None:
     feed = rows["withdrawal -> feed says not eligible, max"].target
     assert feed is not None
     assert feed.verdict == NOT_MEASURED
+
+
+def test_a_second_bench_run_is_refused_while_one_holds_the_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second run would remove the first one's topics and database as leftovers."""
+    monkeypatch.setenv("CONSENT_LEDGER_STACK_DIR", str(tmp_path))
+    out = tmp_path / "result.json"
+    with one_run_at_a_time(tmp_path / "bench"):
+        busy = rf"another bench run \(pid {os.getpid()}\)"
+        with pytest.raises(BenchBusyError, match=busy), one_run_at_a_time(tmp_path / "bench"):
+            pass
+        assert cli_main(["bench", "--only", "raw", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"another bench run (pid {os.getpid()}) is using the bench stack in {tmp_path}" in err
+    assert "nothing was measured" in err
+    assert not out.exists()
+    with one_run_at_a_time(tmp_path / "bench"):  # the first run's end let it go
+        assert (tmp_path / "bench" / "bench.lock").read_text() == f"{os.getpid()}\n"
