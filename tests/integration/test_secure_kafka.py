@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from services.config import Settings
+from services.messaging.appender import AppendError, OutRecord, service_appender
 from services.stack import kafka
 from services.stack.errors import StackError
 from services.stack.jars import broker_classpath
@@ -273,6 +275,31 @@ async def test_a_service_refused_by_kafka_says_which_settings_to_check(
     assert warning["level"] == "warning"
     assert warning["error"].startswith(explained)
     assert "_SASL_PASSWORD" in warning["error"]
+
+
+async def test_an_append_refused_by_kafka_says_which_settings_to_check(
+    secure_broker: SecureBroker, stack_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The appender's warning, which every service logs when an append fails, gives the same
+    account: the caller hears that nothing was appended, the operator which settings to check."""
+    right = await namespace(over(secure_broker, stack_settings))
+    wrong = right.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
+    appender = service_appender(wrong, "test-append-wrong-password")
+    await appender.start()
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="services.messaging.appender"),
+            pytest.raises(AppendError, match="Kafka did not accept the events"),
+        ):
+            await appender.append([OutRecord(wrong.ledger_topic, b"crm-1", b"{}")])
+    finally:
+        await appender.stop()
+    (warning,) = [r for r in caplog.records if r.getMessage().startswith("append failed")]
+    error = warning.__dict__["error"]
+    assert error.startswith(
+        f"Kafka at {secure_broker.bootstrap} did not answer or refused us over SASL_SSL"
+    ), error
+    assert "_SASL_PASSWORD" in error
 
 
 def first_log(
