@@ -19,9 +19,11 @@ from pathlib import Path
 
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 SAMPLE_S = 0.25
-#: A part whose name is this counts only its own process, not the processes below it: the
-#: bench itself (the load generator), whose children are parts of their own.
-SELF_ONLY = "bench"
+#: The bench's own process, the load generator. Its own time only: the services it started are
+#: parts of their own, and the commands it waited for are counted apart (``commands``).
+BENCH = "bench"
+COMMANDS = "commands"
+POSTGRES, KAFKA = "PostgreSQL", "Kafka"
 
 
 class Window(StrEnum):
@@ -50,7 +52,7 @@ def _times(pid: int) -> tuple[float, float] | None:
 
 
 def tree_cpu_s(pid: int) -> float | None:
-    """CPU seconds of ``pid`` and every process below it, including the ones that ended and
+    """CPU seconds of ``pid`` and the processes below it, including the ones that ended and
     were waited for (their time moves into their parent's account); None if ``pid`` is gone."""
     own = _times(pid)
     if own is None:
@@ -103,7 +105,7 @@ class Reading:
 
 def read(at: float, parts: Mapping[str, int]) -> Reading:
     own, waited = _times(os.getpid()) or (0.0, 0.0)
-    found = {SELF_ONLY: own}
+    found = {BENCH: own}
     for name, pid in parts.items():
         if (spent := tree_cpu_s(pid)) is not None:
             found[name] = spent
@@ -141,7 +143,7 @@ def cost(start: Reading, end: Reading, count: int) -> CpuCost | None:
         if name in end.parts
     }
     if end.commands_s > start.commands_s:
-        parts["commands"] = (end.commands_s - start.commands_s) * per
+        parts[COMMANDS] = (end.commands_s - start.commands_s) * per
     return CpuCost(count, end.at - start.at, (end.machine_s - start.machine_s) * per, parts)
 
 
@@ -163,9 +165,9 @@ def interpolate(samples: list[Reading], at: float) -> Reading | None:
     return Reading(at, mix(a.machine_s, b.machine_s), mix(a.commands_s, b.commands_s), parts)
 
 
-#: The table's columns, in the order a request meets them; ``commands`` are the commands the
-#: bench ran and waited for (the replay, with its workers).
-PARTS = ("bench", "intake", "projector", "feed", "commands", "PostgreSQL", "Kafka")
+#: The table's columns: the bench, the services it started (named as they are), the commands it
+#: waited for, then the stack.
+PARTS = (BENCH, "intake", "projector", "feed", COMMANDS, POSTGRES, KAFKA)
 HEADER = ("measurement", "events", "machine busy", "machine", *PARTS, "other")
 LEGEND = (
     "CPU microseconds per event (per request for the single-event row) while each measurement "

@@ -450,7 +450,7 @@ def stack_parts(settings: Settings) -> dict[str, int]:
     state = load_state(settings.stack_dir)
     if state is None:
         return {}
-    found = {"PostgreSQL": state.postgres, "Kafka": state.kafka}
+    found = {cpu.POSTGRES: state.postgres, cpu.KAFKA: state.kafka}
     return {name: entry.pid for name, entry in found.items() if entry is not None}
 
 
