@@ -37,6 +37,13 @@ class Window(StrEnum):
     KAFKA_INTAKE = "Kafka intake topic"
 
 
+#: What a window holds beyond its rate's, said wherever its CPU is compared.
+WHOLE_COMMAND = {
+    Window.REPLAY: "the whole command, its start-up and comparison too (a few CPU-seconds that "
+    "weigh on small runs only)"
+}
+
+
 def stat_times(stat_text: str) -> tuple[float, float]:
     """CPU seconds of a ``/proc/<pid>/stat`` text: (the process's own, its reaped children's)."""
     fields = stat_text.rpartition(")")[2].split()  # the name may hold spaces and parentheses

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from services.bench.cpu import Window
+from services.bench.cpu import WHOLE_COMMAND, Window
 from services.bench.report import Row, Target, at_most, number, under_load
 from services.bench.results import LARGE_EVENTS
 
@@ -133,7 +133,7 @@ def _rate_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, nam
     )  # fmt: skip
 
 
-def _cpu_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: str) -> Row:
+def _cpu_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: Window) -> Row:
     """CPU per event, the whole machine's: the larger run's over the smaller runs' median. The
     machine's busy time, not a wall-clock rate, so a run slowed by waiting shows as such."""
     costs = sorted(c for run in smaller if (c := run.cpu_us(name)) is not None)
@@ -141,9 +141,10 @@ def _cpu_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name
     large = larger.cpu_us(name)
     growth = large / small if small and large else None
     spread = f" ({number(costs[0])} to {number(costs[-1])})" if len(costs) > 1 else ""
+    whole = f"; {WHOLE_COMMAND[name]}" if name in WHOLE_COMMAND else ""
     return _row(
         smaller, larger, f"{section}: CPU per event ({name})", growth,
-        f"median {_us(small)}{spread}; {_size(larger)}: {_us(large)}",
+        f"median {_us(small)}{spread}; {_size(larger)}: {_us(large)}{whole}",
     )  # fmt: skip
 
 

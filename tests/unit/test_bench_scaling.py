@@ -88,6 +88,8 @@ def test_cpu_per_event_grows_by_the_larger_runs_cost_over_the_smaller_runs_media
     assert all(r.target is not None and r.target.verdict == NOT_MET for r in by_cpu)
     assert "median 500 µs of CPU per event (400 to 900)" in by_cpu[0].conditions
     assert "5,000,000 events, 1,000,000 subjects: 800 µs of CPU per event" in by_cpu[0].conditions
+    assert "start-up and comparison too" in by_cpu[-1].conditions, "the replay's is the command"
+    assert "start-up" not in by_cpu[0].conditions
 
 
 def test_cpu_rows_come_only_with_files_that_read_cpu(tmp_path: Path) -> None:
