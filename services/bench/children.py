@@ -111,13 +111,16 @@ def run_measured(argv: list[str], env: dict[str, str]) -> Finished:
     return Finished(stdout.decode(), sum(peaks.values()))
 
 
-def descendants(pid: int) -> list[int]:
-    """The processes below ``pid`` now, from ``/proc/<pid>/task/*/children``."""
+def descendants(pid: int, *, every_thread: bool = True) -> list[int]:
+    """The processes below ``pid`` now, from ``/proc/<pid>/task/*/children``; with
+    ``every_thread=False`` only those that main threads started (one file to read per process
+    instead of one per thread, see ``services.bench.cpu``)."""
     found: list[int] = []
     parents = [pid]
     while parents:
         parent = parents.pop()
-        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+        tasks = "*" if every_thread else str(parent)
+        for children in Path(f"/proc/{parent}/task").glob(f"{tasks}/children"):
             try:
                 below = [int(child) for child in children.read_text().split()]
             except OSError:  # the task ended meanwhile

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from services.bench.children import descendants
+
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 SAMPLE_S = 0.25
 #: The bench's own process, the load generator. Its own time only: the services it started are
@@ -65,30 +67,13 @@ def tree_cpu_s(pid: int) -> float | None:
     if own is None:
         return None
     total = sum(own)
-    for below in _started_by_main_threads(pid):
+    # Main threads start the postmaster's backends and a replay's workers. Every thread's list
+    # took 9 ms to read for a process of 150 threads (the broker's JVM has about that many),
+    # four times a second; a child another thread started is missed, and shows in ``other``.
+    for below in descendants(pid, every_thread=False):
         times = _times(below)
         total += sum(times) if times is not None else 0.0
     return total
-
-
-def _started_by_main_threads(pid: int) -> list[int]:
-    """The processes below ``pid`` that main threads started: the postmaster's backends, a
-    replay's workers. Reading every thread's list, as ``children.descendants`` does, took 9 ms
-    for a process of 150 threads (the broker's JVM has about that many) four times a second; a
-    child that another thread started is missed here, and shows in the table's ``other``."""
-    found: list[int] = []
-    parents = [pid]
-    while parents:
-        parent = parents.pop()
-        try:
-            below = [
-                int(p) for p in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-            ]
-        except OSError:  # it ended meanwhile
-            continue
-        found.extend(below)
-        parents.extend(below)
-    return found
 
 
 def machine_busy_s(proc_stat_text: str) -> float:
