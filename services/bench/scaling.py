@@ -122,11 +122,9 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
 
 def _rate_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: str) -> Row:
     """Time per event: the smaller runs' median rate over the larger run's."""
-    rates = sorted(r for run in smaller if (r := run.rate(section, name)) is not None)
-    small = statistics.median(rates) if rates else None
+    small, spread = _median([run.rate(section, name) for run in smaller])
     large = larger.rate(section, name)
     growth = small / large if small and large else None
-    spread = f" ({number(rates[0])} to {number(rates[-1])})" if len(rates) > 1 else ""
     return _row(
         smaller, larger, f"{section}: {name}", growth,
         f"median {_rate(small)}{spread}; {_size(larger)}: {_rate(large)}",
@@ -134,18 +132,25 @@ def _rate_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, nam
 
 
 def _cpu_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: Window) -> Row:
-    """CPU per event, the whole machine's: the larger run's over the smaller runs' median. The
-    machine's busy time, not a wall-clock rate, so a run slowed by waiting shows as such."""
-    costs = sorted(c for run in smaller if (c := run.cpu_us(name)) is not None)
-    small = statistics.median(costs) if costs else None
+    """CPU per event, the whole machine's: the larger run's over the smaller runs' median. It
+    counts work done, so a run that only waited longer does not look costlier."""
+    small, spread = _median([run.cpu_us(name) for run in smaller])
     large = larger.cpu_us(name)
     growth = large / small if small and large else None
-    spread = f" ({number(costs[0])} to {number(costs[-1])})" if len(costs) > 1 else ""
     whole = f"; {WHOLE_COMMAND[name]}" if name in WHOLE_COMMAND else ""
     return _row(
         smaller, larger, f"{section}: CPU per event ({name})", growth,
         f"median {_us(small)}{spread}; {_size(larger)}: {_us(large)}{whole}",
     )  # fmt: skip
+
+
+def _median(values: Sequence[float | None]) -> tuple[float | None, str]:
+    """The median of the values measured, and their range as text when there are several."""
+    found = sorted(v for v in values if v is not None)
+    if not found:
+        return None, ""
+    spread = f" ({number(found[0])} to {number(found[-1])})" if len(found) > 1 else ""
+    return statistics.median(found), spread
 
 
 def _row(
