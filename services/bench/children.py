@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,37 +78,54 @@ class Finished:
     peak_rss_mb: float
 
 
-def run_command(command: str, settings: Settings, *args: str) -> Finished:
+def run_command(
+    command: str,
+    settings: Settings,
+    *args: str,
+    running: Callable[[int | None], None] | None = None,
+) -> Finished:
     """Run ``consent-ledger <command> <args>`` to its end in a process of its own, as a user
     runs it (the process settings of ``services/process.py`` included). Its progress on stderr
     is shown as it comes.
 
     The peak RSS is read as :func:`run_measured` reads it. The kernel's own account
     (``wait4``'s ``ru_maxrss``) is no use here: it counts the parent's memory that the child had
-    before ``exec``, the bench's own, which reached 1.7 GB with a million subjects."""
+    before ``exec``, the bench's own, which reached 1.7 GB with a million subjects.
+
+    ``running`` hears the process's pid once it started and ``None`` once it ended, so that its
+    CPU can be read while it runs."""
     done = run_measured(
         [sys.executable, "-m", "services.cli", command, *args],
         {**os.environ, **settings.to_env()},
+        running,
     )
     if not done.stdout:
         raise RuntimeError(f"consent-ledger {command} printed nothing")
     return done
 
 
-def run_measured(argv: list[str], env: dict[str, str]) -> Finished:
+def run_measured(
+    argv: list[str], env: dict[str, str], running: Callable[[int | None], None] | None = None
+) -> Finished:
     """Run ``argv`` to its end; its peak RSS is the ``VmHWM`` of it and of every process it
     started (a replay's workers), each read every ``RSS_POLL_S`` and added up: an upper bound,
-    since their peaks need not coincide."""
+    since their peaks need not coincide. ``running``: as in :func:`run_command`."""
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
     peaks: dict[int, float] = {}
-    while True:
-        for pid in (process.pid, *descendants(process.pid)):
-            peaks[pid] = max(peaks.get(pid, 0.0), read_peak_rss_mb(pid) or 0.0)
-        try:
-            stdout, _ = process.communicate(timeout=RSS_POLL_S)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    if running is not None:
+        running(process.pid)
+    try:
+        while True:
+            for pid in (process.pid, *descendants(process.pid)):
+                peaks[pid] = max(peaks.get(pid, 0.0), read_peak_rss_mb(pid) or 0.0)
+            try:
+                stdout, _ = process.communicate(timeout=RSS_POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    finally:
+        if running is not None:
+            running(None)
     return Finished(stdout.decode(), sum(peaks.values()))
 
 

@@ -32,18 +32,13 @@ class Window(StrEnum):
     """The measurements whose CPU is read, as the table and the result file name them."""
 
     PROJECTION = "projection"
-    REPLAY = "replay"
+    #: The rebuild alone, the window its rate is timed over (files from before this name held
+    #: the whole command under "replay", start-up and comparison too, and are not compared).
+    REPLAY = "replay rebuild"
     HTTP_BATCHES = "HTTP batches"
     END_TO_END = "end to end"
     CAPACITY = "single-event capacity"
     KAFKA_INTAKE = "Kafka intake topic"
-
-
-#: What a window holds beyond its rate's, said wherever its CPU is compared.
-WHOLE_COMMAND = {
-    Window.REPLAY: "the whole command, its start-up and comparison too (a few CPU-seconds that "
-    "weigh on small runs only)"
-}
 
 
 def stat_times(stat_text: str) -> tuple[float, float]:
@@ -86,8 +81,9 @@ def machine_busy_s(proc_stat_text: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """CPU seconds so far: the machine's busy time, the bench's waited-for commands (a
-    replay), and each part's (a part missing was not running)."""
+    """CPU seconds so far: the machine's busy time, the commands the bench waited for (a
+    replay's time moves into the bench's account when it ends), and each part's (a part missing
+    was not running; a command still running is the part ``commands``)."""
 
     at: float
     machine_s: float
@@ -134,8 +130,8 @@ def cost(start: Reading, end: Reading, count: int) -> CpuCost | None:
         for name, spent in start.parts.items()
         if name in end.parts
     }
-    if end.commands_s > start.commands_s:
-        parts[COMMANDS] = (end.commands_s - start.commands_s) * per
+    if end.commands_s > start.commands_s:  # ended in the window: its time moved to the bench's
+        parts[COMMANDS] = parts.get(COMMANDS, 0.0) + (end.commands_s - start.commands_s) * per
     return CpuCost(count, end.at - start.at, (end.machine_s - start.machine_s) * per, parts)
 
 

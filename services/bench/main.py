@@ -234,12 +234,18 @@ class Run:
         self.m = Measured(config.events, config.subjects, batch_clients=config.batch_clients)
         self.children: list[children.Child] = []
         self.stack_parts = stack_parts(self.s)
+        self.command: int | None = None
         self.cpu = cpu.Sampler(self.cpu_parts)
 
     def cpu_parts(self) -> dict[str, int]:
-        """The processes whose CPU is read: the running services, PostgreSQL and Kafka."""
+        """The processes whose CPU is read: the running services, the command the bench runs
+        (a replay), PostgreSQL and Kafka."""
         running = {c.name: c.process.pid for c in self.children if c.process.poll() is None}
-        return {**running, **self.stack_parts}
+        command = {} if self.command is None else {cpu.COMMANDS: self.command}
+        return {**running, **command, **self.stack_parts}
+
+    def command_running(self, pid: int | None) -> None:
+        self.command = pid
 
     def cpu_of(self, name: cpu.Window, timed: pipeline.Timed) -> None:
         """Keep what ``timed``'s window cost in CPU per event, when it finished."""
@@ -287,11 +293,16 @@ class Run:
         from services.replay.report import ReplayReport
 
         say("replay: consent-ledger replay, rebuilding the projections from offset 0")
-        before = self.cpu.now()
-        done = await asyncio.to_thread(children.run_command, "replay", self.s, "--json")
+        done = await asyncio.to_thread(
+            children.run_command, "replay", self.s, "--json", running=self.command_running
+        )
         report = ReplayReport.model_validate_json(done.stdout)
-        if (spent := cpu.cost(before, self.cpu.now(), report.applied)) is not None:
-            self.m.cpu[cpu.Window.REPLAY] = spent  # the whole command: start-up and comparison too
+        if report.rebuild_monotonic is not None:  # the rebuild alone, as its rate is timed
+            # The command reports on the system's monotonic clock, the sampler on the loop's.
+            shift = asyncio.get_running_loop().time() - time.monotonic()
+            start, end = (at + shift for at in report.rebuild_monotonic)
+            if (spent := self.cpu.between(start, end, report.applied)) is not None:
+                self.m.cpu[cpu.Window.REPLAY] = spent
         self.m.replay = Count(report.applied, report.seconds)
         self.m.replay_equal = report.equal
         self.m.replay_processes = report.processes

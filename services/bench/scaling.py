@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from services.bench.cpu import WHOLE_COMMAND, Window
+from services.bench.cpu import Window
 from services.bench.report import Row, Target, at_most, number, under_load
 from services.bench.results import LARGE_EVENTS
 
@@ -137,10 +137,9 @@ def _cpu_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name
     small, spread = _median([run.cpu_us(name) for run in smaller])
     large = larger.cpu_us(name)
     growth = large / small if small and large else None
-    whole = f"; {WHOLE_COMMAND[name]}" if name in WHOLE_COMMAND else ""
     return _row(
         smaller, larger, f"{section}: CPU per event ({name})", growth,
-        f"median {_us(small)}{spread}; {_size(larger)}: {_us(large)}{whole}",
+        f"median {_us(small)}{spread}; {_size(larger)}: {_us(large)}",
     )  # fmt: skip
 
 

@@ -51,8 +51,14 @@ class ReplayReport(BaseModel):
     records: int = Field(description="Ledger records read.")
     applied: int = Field(description="Events folded (a duplicate in the log is folded once).")
     undecodable: int = Field(description="Records skipped as undecodable (dead letters).")
-    seconds: float
+    seconds: float = Field(description="The rebuild's duration: reading, folding, writing.")
     events_per_s: float
+    rebuild_monotonic: tuple[float, float] | None = Field(
+        default=None,
+        description="When the rebuild began and ended on this machine's monotonic clock "
+        "(CLOCK_MONOTONIC, seconds), so that a benchmark in another process can read the CPU "
+        "of that window alone, without the start-up and the comparison.",
+    )
     processes: int = Field(
         default=1, description="Processes the rebuild ran in, each with its share of partitions."
     )

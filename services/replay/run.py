@@ -101,13 +101,13 @@ async def replay(
             )
         }
         await _create_schema(settings.database_url, name)
-        started = time.perf_counter()
+        started = time.monotonic()
         try:
             counts = await _rebuild(settings, name, ends, batch_size, processes, progress, started)
         except BaseException:
             await drop_schema(settings.database_url, name)  # half a rebuild is of no use
             raise
-        seconds = time.perf_counter() - started
+        ended = time.monotonic()
         tables = []
         rebuilt = await asyncpg.connect(settings.database_url)
         try:
@@ -133,8 +133,9 @@ async def replay(
         live_schema=live_schema,
         topic=settings.ledger_topic,
         ends=ends,
-        seconds=round(seconds, 3),
-        events_per_s=round(counts["records"] / seconds, 1) if seconds > 0 else 0.0,
+        seconds=round(ended - started, 3),
+        events_per_s=round(counts["records"] / (ended - started), 1) if ended > started else 0.0,
+        rebuild_monotonic=(started, ended),
         tables=tables,
         equal=equal,
         kept=kept,
@@ -178,7 +179,7 @@ async def _rebuild(
 
     def report(read: int, applied: int) -> None:
         if progress is not None:
-            progress(read, total, applied, time.perf_counter() - started)
+            progress(read, total, applied, time.monotonic() - started)
 
     parts = shares(ends, processes)
     if len(parts) > 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import time
 from typing import Any
 
 import asyncpg
@@ -112,10 +113,16 @@ def test_a_replay_equals_live_names_a_corrupted_row_and_swaps_it_right(
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
 
+    called = time.monotonic()
     code, report, progress = run_replay(
         capsys, "--schema", "replay_first", "--batch-size", "300", "--processes", "3"
     )
+    returned = time.monotonic()
     assert code == 0, report.text()
+    assert report.rebuild_monotonic is not None  # the rebuild's window, for the bench's CPU
+    began, ended = report.rebuild_monotonic
+    assert called < began < ended < returned  # inside the command: the comparison came after
+    assert ended - began == pytest.approx(report.seconds, abs=0.001)
     assert report.equal
     assert report.processes == 3
     assert "in 3 processes" in report.text()

@@ -104,6 +104,14 @@ def test_the_cost_is_per_event_and_counts_only_parts_read_at_both_ends() -> None
     waited = cpu.cost(start, reading(12.0, 101.5, {}, commands=0.5), 1_000)
     assert waited is not None
     assert waited.parts_us == {"commands": pytest.approx(500)}
+    # A command read while it runs, and another that ended in the window, are both commands.
+    both = cpu.cost(
+        reading(10.0, 100.0, {"commands": 3.0}),
+        reading(12.0, 101.5, {"commands": 3.8}, commands=0.2),
+        1_000,
+    )
+    assert both is not None
+    assert both.parts_us == {"commands": pytest.approx(1_000)}
     assert cpu.cost(start, end, 0) is None
     assert cpu.cost(end, start, 1_000) is None
 

@@ -257,8 +257,13 @@ def test_a_commands_peak_rss_counts_the_processes_it_started() -> None:
         "time.sleep(1)"
     )
     script = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {worker!r}])"
-    done = run_measured([sys.executable, "-c", script], dict(os.environ))
+    heard: list[int | None] = []
+    done = run_measured([sys.executable, "-c", script], dict(os.environ), heard.append)
     assert done.peak_rss_mb > 200  # the worker's 200 MB, which the command itself never held
+    (pid, gone) = heard  # its pid while it ran (for the CPU sampler), then that it ended
+    assert isinstance(pid, int)
+    assert pid != os.getpid()
+    assert gone is None
 
 
 def test_large_changes_the_defaults_and_explicit_sizes_win() -> None:
