@@ -40,6 +40,6 @@ async def queue_feed_changes(
         [s.version for s in changed],
         [s.last_event_id for s in changed],
         [s.updated_at for s in changed],
-        [e.model_dump(mode="json") if e is not None else None for e in entries],
+        entries,  # JSON text, or None for a tombstone
     )
     return len(changed)

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from events.catalog import AnyEvent, purpose_of
 from events.consent import ObjectionReceived
@@ -22,7 +23,7 @@ from events.subject import Erased
 from projections.chain import extend_chain
 from projections.db import Conn
 from projections.outbox import queue_feed_changes
-from projections.rows import mark_to_json, purposes_to_json, requests_to_json, state_from_row
+from projections.rows import purposes_doc, requests_to_json, state_from_row
 from projections.state import SubjectState, fold
 
 PROJECTION = "subscribers"
@@ -229,10 +230,10 @@ class SubscriberStore:
             _UPSERT_SUBJECTS,
             [s.subject_id for s in batch],
             [s.email for s in batch],
-            [purposes_to_json(s) for s in batch],
+            [orjson.dumps(purposes_doc(s)) for s in batch],  # jsonb text, encoded in C
             [s.restricted_since for s in batch],
             [s.erased.at if s.erased else None for s in batch],
-            [mark_to_json(s.erased) for s in batch],
+            [orjson.dumps(s.erased) if s.erased else None for s in batch],  # the mark's fields
             [requests_to_json(s) for s in batch],
             [s.version for s in batch],
             [s.last_event_id for s in batch],

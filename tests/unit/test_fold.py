@@ -43,6 +43,36 @@ def test_state_survives_the_row_mapping(events: list[AnyEvent]) -> None:
 
 
 @given(consent_log())
+def test_the_purposes_column_writes_times_and_ids_as_the_other_columns_do(
+    events: list[AnyEvent],
+) -> None:
+    """Rows already stored and their readers expect ISO 8601 with ``+00:00`` and canonical
+    ids, whether the column is written by orjson from the objects or by hand."""
+    for state in fold(events).values():
+        column = purposes_to_json(state)
+        for purpose, marks in state.purposes.items():
+            view = purpose_view(state, purpose)
+            assert view is not None
+            said = column[purpose]
+            assert said["changed_at"] == view.decided_by.at.isoformat()
+            assert said["event_id"] == str(view.decided_by.event_id)
+            until = view.valid_until
+            assert said["valid_until"] == (until.isoformat() if until else None)
+            for name in ("explicit", "registration", "pending", "block", "expiry"):
+                mark = getattr(marks, name)
+                expected = None
+                if mark is not None:
+                    expected = {
+                        "at": mark.at.isoformat(),
+                        "event_id": str(mark.event_id),
+                        "notice_version": mark.notice_version,
+                        "valid_until": mark.valid_until.isoformat() if mark.valid_until else None,
+                        "kind": mark.kind,
+                    }
+                assert said["marks"][name] == expected
+
+
+@given(consent_log())
 def test_version_counts_events_and_last_event_is_the_last_folded(events: list[AnyEvent]) -> None:
     states = fold(events)
     for subject_id, state in states.items():
