@@ -16,7 +16,8 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from projections.state import SubjectState, purpose_view, verdict
+from projections.rows import PurposesDoc, purposes_doc
+from projections.state import SubjectState
 
 
 class FeedPurpose(BaseModel):
@@ -77,20 +78,27 @@ FeedView = tuple[str | None, tuple[PurposeView, ...]] | None
 NOTHING_KNOWN: FeedView = (None, ())
 
 
-def feed_view(state: SubjectState | None) -> FeedView:
-    """The mail-relevant part of a state; an erased person with no new consent is a tombstone."""
+def feed_view(state: SubjectState | None, purposes: PurposesDoc | None = None) -> FeedView:
+    """The mail-relevant part of a state; an erased person with no new consent is a tombstone.
+
+    Read from the state's ``purposes`` column (:func:`purposes_doc`, passed in when the caller
+    has it already, as the projector does), so the feed says what the subscriber row says."""
     if state is None:
         return NOTHING_KNOWN
-    purposes = []
-    for purpose in sorted(state.purposes):
-        view = purpose_view(state, purpose)
-        judged = verdict(state, view)
-        until = view.valid_until if judged.eligible and view is not None else None
-        purposes.append((purpose, judged.eligible, judged.reason, until))
-    anywhere = any(eligible for _, eligible, _, _ in purposes)
+    doc = purposes_doc(state) if purposes is None else purposes
+    said = tuple(
+        (
+            purpose,
+            p["eligible"],
+            p["eligibility_reason"],
+            p["valid_until"] if p["eligible"] else None,
+        )
+        for purpose, p in doc.items()
+    )
+    anywhere = any(eligible for _, eligible, _, _ in said)
     if state.erased is not None and not anywhere:
         return None
-    return (state.email if anywhere else None, tuple(purposes))
+    return (state.email if anywhere else None, said)
 
 
 def feed_entry(state: SubjectState, view: FeedView) -> bytes | None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from projections.db import Conn
 from projections.feed import feed_entry, feed_view
+from projections.rows import PurposesDoc
 from projections.state import SubjectState
 
 #: One row per subject: a newer change replaces one not yet published (the feed is a state,
@@ -22,13 +23,17 @@ ON CONFLICT (subject_id) DO UPDATE SET
 
 
 async def queue_feed_changes(
-    conn: Conn, before: Mapping[str, SubjectState], after: Mapping[str, SubjectState]
+    conn: Conn,
+    before: Mapping[str, SubjectState],
+    after: Mapping[str, SubjectState],
+    purposes: Mapping[str, PurposesDoc],
 ) -> int:
     """Queue the feed entry of every subject in ``after`` whose feed view differs from
-    ``before`` (an event that changes nothing a mail tool sees queues nothing)."""
+    ``before`` (an event that changes nothing a mail tool sees queues nothing); ``purposes``
+    holds the ``after`` states' purposes columns, as written in the same transaction."""
     changed, entries = [], []
     for state in after.values():
-        view = feed_view(state)
+        view = feed_view(state, purposes[state.subject_id])
         if view != feed_view(before.get(state.subject_id)):
             changed.append(state)
             entries.append(feed_entry(state, view))

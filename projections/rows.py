@@ -39,7 +39,11 @@ def mark_from_json(data: Mapping[str, Any] | None) -> Mark | None:
 _MARKS = ("explicit", "registration", "pending", "block", "expiry")
 
 
-def purposes_doc(state: SubjectState) -> dict[str, dict[str, Any]]:
+#: The ``purposes`` column before encoding: per purpose (in order) its fields, see below.
+PurposesDoc = dict[str, dict[str, Any]]
+
+
+def purposes_doc(state: SubjectState) -> PurposesDoc:
     """The ``purposes`` column as orjson encodes it: per purpose its status, eligibility and
     why, and the marks the status is derived from (the :class:`PurposeState` itself, whose
     fields are the marks). Times and ids stay objects: orjson writes them in C, which the

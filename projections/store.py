@@ -23,7 +23,7 @@ from events.subject import Erased
 from projections.chain import extend_chain
 from projections.db import Conn
 from projections.outbox import queue_feed_changes
-from projections.rows import purposes_doc, requests_to_json, state_from_row
+from projections.rows import PurposesDoc, purposes_doc, requests_to_json, state_from_row
 from projections.state import SubjectState, fold
 
 PROJECTION = "subscribers"
@@ -182,10 +182,11 @@ class SubscriberStore:
             events = [r.event for r in new]
             before = await self._load(conn, {e.subject_id for e in events})
             changed = fold(events, before)
-            await self._upsert(conn, changed.values())
+            purposes = {subject: purposes_doc(state) for subject, state in changed.items()}
+            await self._upsert(conn, changed.values(), purposes)
             await self._write_side_tables(conn, new)
             if self._side_effects:
-                await queue_feed_changes(conn, before, changed)
+                await queue_feed_changes(conn, before, changed, purposes)
             advance = {p: end for p, end in ends.items() if end > stored[p]}
             await conn.execute(
                 _ADVANCE_OFFSETS, PROJECTION, self._topic, list(advance), list(advance.values())
@@ -222,7 +223,9 @@ class SubscriberStore:
         return {row["subject_id"]: state_from_row(row) for row in rows}
 
     @staticmethod
-    async def _upsert(conn: Conn, states: Iterable[SubjectState]) -> None:
+    async def _upsert(
+        conn: Conn, states: Iterable[SubjectState], purposes: Mapping[str, PurposesDoc]
+    ) -> None:
         batch = list(states)
         if not batch:
             return
@@ -230,7 +233,7 @@ class SubscriberStore:
             _UPSERT_SUBJECTS,
             [s.subject_id for s in batch],
             [s.email for s in batch],
-            [orjson.dumps(purposes_doc(s)) for s in batch],  # jsonb text, encoded in C
+            [orjson.dumps(purposes[s.subject_id]) for s in batch],  # jsonb text, encoded in C
             [s.restricted_since for s in batch],
             [s.erased.at if s.erased else None for s in batch],
             [orjson.dumps(s.erased) if s.erased else None for s in batch],  # the mark's fields
