@@ -22,21 +22,32 @@ ON CONFLICT (subject_id) DO UPDATE SET
 """
 
 
+def feed_changes(
+    before: Mapping[str, SubjectState],
+    after: Mapping[str, SubjectState],
+    purposes: Mapping[str, PurposesDoc],
+) -> tuple[list[SubjectState], list[bytes | None]]:
+    """The states in ``after`` whose feed view differs from ``before`` (an event that changes
+    nothing a mail tool sees queues nothing), each with its entry (``None``: a tombstone);
+    ``purposes`` holds the ``after`` states' purposes columns, as written with them."""
+    changed: list[SubjectState] = []
+    entries: list[bytes | None] = []
+    for state in after.values():
+        view = feed_view(state, purposes[state.subject_id])
+        if view != feed_view(before.get(state.subject_id)):
+            changed.append(state)
+            entries.append(feed_entry(state, view))
+    return changed, entries
+
+
 async def queue_feed_changes(
     conn: Conn,
     before: Mapping[str, SubjectState],
     after: Mapping[str, SubjectState],
     purposes: Mapping[str, PurposesDoc],
 ) -> int:
-    """Queue the feed entry of every subject in ``after`` whose feed view differs from
-    ``before`` (an event that changes nothing a mail tool sees queues nothing); ``purposes``
-    holds the ``after`` states' purposes columns, as written in the same transaction."""
-    changed, entries = [], []
-    for state in after.values():
-        view = feed_view(state, purposes[state.subject_id])
-        if view != feed_view(before.get(state.subject_id)):
-            changed.append(state)
-            entries.append(feed_entry(state, view))
+    """Queue the :func:`feed_changes` of a batch, in the caller's transaction."""
+    changed, entries = feed_changes(before, after, purposes)
     if not changed:
         return 0
     await conn.execute(

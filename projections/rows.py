@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
@@ -136,6 +136,25 @@ def state_from_row(row: Mapping[str, Any]) -> SubjectState:
         last_event_id=row["last_event_id"],
         updated_at=row["updated_at"],
     )
+
+
+def subscriber_columns(
+    states: Sequence[SubjectState], purposes: Mapping[str, PurposesDoc]
+) -> list[list[Any]]:
+    """The ``subscribers`` columns of ``states`` in the upsert's order (``purposes`` holds
+    each state's :func:`purposes_doc`); JSON columns are text that orjson wrote, in C."""
+    return [
+        [s.subject_id for s in states],
+        [s.email for s in states],
+        [orjson.dumps(purposes[s.subject_id]) for s in states],
+        [s.restricted_since for s in states],
+        [s.erased.at if s.erased else None for s in states],
+        [orjson.dumps(s.erased) if s.erased else None for s in states],  # the mark's fields
+        [requests_to_json(s) for s in states],
+        [s.version for s in states],
+        [s.last_event_id for s in states],
+        [s.updated_at for s in states],
+    ]
 
 
 def state_to_json(state: SubjectState) -> dict[str, Any]:
