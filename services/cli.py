@@ -230,6 +230,12 @@ def cmd_bench_compare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_steps(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.steps import main
+
+    return main(args.events, args.subjects, settings.projector_batch_max, args.rounds)
+
+
 async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
     from projections.db import create_pool
 
@@ -665,6 +671,17 @@ def build_parser() -> argparse.ArgumentParser:
         "smaller", nargs="+", help="result files of `bench` runs of one size (e.g. default runs)"
     )
     compare.add_argument("larger", help="the result file of a larger run (e.g. --large)")
+    steps = add(
+        commands,
+        "bench-steps",
+        cmd_bench_steps,
+        "the CPU per event of each pure step of the projector, in this process (no stack)",
+    )
+    steps.add_argument("--events", type=_count, default=30_000, help="default 30,000")
+    steps.add_argument("--subjects", type=_count, default=6_000, help="default 6,000")
+    steps.add_argument(
+        "--rounds", type=_count, default=3, help="passes per step, the least kept (default 3)"
+    )
     tokens = commands.add_parser(
         "tokens", help="API tokens", description="Issue, list and revoke API tokens."
     )
