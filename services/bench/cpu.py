@@ -55,20 +55,48 @@ def _times(pid: int) -> tuple[float, float] | None:
         return None
 
 
+#: How often a tree is read at most; the last read is kept even if a reap went on during it.
+_ATTEMPTS = 5
+
+
 def tree_cpu_s(pid: int) -> float | None:
     """CPU seconds of ``pid`` and the processes below it, including the ones that ended and
-    were waited for (their time moves into their parent's account); None if ``pid`` is gone."""
+    were waited for (their time moves into their parent's account); None if ``pid`` is gone.
+
+    A child reaped while the tree is read would be missed: its parent's account was read
+    before its time moved there, and the child is gone when its turn comes (a replay's worker
+    ending with the rebuild lost half the row once). So every account is read again after the
+    tree, and the tree read again if one of them moved."""
+    for _ in range(_ATTEMPTS - 1):
+        found = _tree_times(pid)
+        if found is None:
+            return None
+        total, waited = found
+        if all(_times_waited(p) in (None, w) for p, w in waited.items()):  # None: reaped
+            return total
+    found = _tree_times(pid)
+    return None if found is None else found[0]
+
+
+def _times_waited(pid: int) -> float | None:
+    times = _times(pid)
+    return None if times is None else times[1]
+
+
+def _tree_times(pid: int) -> tuple[float, dict[int, float]] | None:
+    """The tree's CPU seconds, and each process's reaped children's seconds as read."""
     own = _times(pid)
     if own is None:
         return None
-    total = sum(own)
+    total, waited = sum(own), {pid: own[1]}
     # Main threads start the postmaster's backends and a replay's workers. Every thread's list
     # took 9 ms to read for a process of 150 threads (the broker's JVM has about that many),
     # four times a second; a child another thread started is missed, and shows in ``other``.
     for below in descendants(pid, every_thread=False):
-        times = _times(below)
-        total += sum(times) if times is not None else 0.0
-    return total
+        if (times := _times(below)) is not None:
+            total += sum(times)
+            waited[below] = times[1]
+    return total, waited
 
 
 def machine_busy_s(proc_stat_text: str) -> float:
@@ -92,11 +120,16 @@ class Reading:
 
 
 def read(at: float, parts: Mapping[str, int]) -> Reading:
-    own, waited = _times(os.getpid()) or (0.0, 0.0)
-    found = {BENCH: own}
-    for name, pid in parts.items():
-        if (spent := tree_cpu_s(pid)) is not None:
-            found[name] = spent
+    """Every part's CPU so far; read again if the bench reaped a command meanwhile (its time
+    would be neither in the command's tree nor in the bench's account as read)."""
+    for _ in range(_ATTEMPTS):
+        own, waited = _times(os.getpid()) or (0.0, 0.0)
+        found = {BENCH: own}
+        for name, pid in parts.items():
+            if (spent := tree_cpu_s(pid)) is not None:
+                found[name] = spent
+        if _times_waited(os.getpid()) == waited:
+            break
     return Reading(at, machine_busy_s(Path("/proc/stat").read_text()), waited, found)
 
 

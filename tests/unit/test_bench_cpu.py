@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,6 +78,45 @@ def test_a_process_that_is_gone_has_no_reading() -> None:
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()
     assert cpu.tree_cpu_s(finished.pid) is None
+
+
+class Reaping:
+    """A stand-in for ``/proc`` in which ``child`` is reaped by ``parent`` just as it is about
+    to be read: its time moves into the parent's account and it is gone (the race a real
+    reader meets when a replay's worker ends)."""
+
+    def __init__(self, times: dict[int, tuple[float, float]], parent: int, child: int) -> None:
+        self.times, self.parent, self.child = times, parent, child
+
+    def read(self, pid: int) -> tuple[float, float] | None:
+        if pid == self.child and pid in self.times:
+            own, waited = self.times[self.parent]
+            self.times[self.parent] = (own, waited + sum(self.times.pop(pid)))
+        return self.times.get(pid)
+
+    def below(self, pid: int, *, every_thread: bool = True) -> list[int]:
+        return [p for p in self.times if p == self.child and pid == self.parent]
+
+
+def test_a_child_reaped_while_its_tree_is_read_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proc = Reaping({1: (1.0, 0.5), 2: (3.0, 0.0)}, parent=1, child=2)
+    monkeypatch.setattr(cpu, "_times", proc.read)
+    monkeypatch.setattr(cpu, "descendants", proc.below)
+    assert cpu.tree_cpu_s(1) == pytest.approx(4.5)
+
+
+def test_a_command_the_bench_reaps_while_it_reads_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bench = os.getpid()
+    proc = Reaping({bench: (0.5, 0.0), 7: (2.0, 0.0)}, parent=bench, child=7)
+    monkeypatch.setattr(cpu, "_times", proc.read)
+    monkeypatch.setattr(cpu, "descendants", lambda pid, every_thread=True: [])
+    got = cpu.read(0.0, {cpu.COMMANDS: 7})
+    assert got.commands_s + got.parts.get(cpu.COMMANDS, 0.0) == pytest.approx(2.0)
+    assert got.parts[cpu.BENCH] == pytest.approx(0.5)
 
 
 def reading(at: float, machine: float, parts: dict[str, float], commands: float = 0.0) -> Reading:
