@@ -64,18 +64,18 @@ def tree_cpu_s(pid: int) -> float | None:
     were waited for (their time moves into their parent's account); None if ``pid`` is gone.
 
     A child reaped while the tree is read would be missed: its parent's account was read
-    before its time moved there, and the child is gone when its turn comes (a replay's worker
-    ending with the rebuild lost half the row once). So every account is read again after the
-    tree, and the tree read again if one of them moved."""
-    for _ in range(_ATTEMPTS - 1):
+    before its time moved there, and the child is gone when its turn comes (likely what once
+    lost half a replay rebuild's row, its workers ending with the rebuild). So every account is
+    read again after the tree, and the tree read again if one of them moved."""
+    for attempt in range(_ATTEMPTS):
         found = _tree_times(pid)
         if found is None:
             return None
         total, waited = found
-        if all(_times_waited(p) in (None, w) for p, w in waited.items()):  # None: reaped
-            return total
-    found = _tree_times(pid)
-    return None if found is None else found[0]
+        last = attempt == _ATTEMPTS - 1
+        if last or all(_times_waited(p) in (None, w) for p, w in waited.items()):  # None: reaped
+            break
+    return total
 
 
 def _times_waited(pid: int) -> float | None:
