@@ -219,14 +219,17 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bench_compare(args: argparse.Namespace, settings: Settings) -> int:
     from services.bench.report import format_table
-    from services.bench.scaling import CompareError, compare, load
+    from services.bench.scaling import CompareError, compare, load, made_when
 
     try:
-        rows = compare([load(Path(f)) for f in args.smaller], load(Path(args.larger)))
+        smaller, larger = [load(Path(f)) for f in args.smaller], load(Path(args.larger))
+        rows = compare(smaller, larger)
     except CompareError as exc:
         print(f"consent-ledger: {exc}", file=sys.stderr)
         return 2
     print(format_table(rows))
+    if when := made_when(smaller, larger):
+        print(f"\n{when}")
     return 0
 
 

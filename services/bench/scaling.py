@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -55,6 +56,15 @@ class BenchFile(BaseModel):
     cpu_per_event: dict[str, _Cpu] = Field(
         default_factory=dict, description="Missing in files from before the bench read CPU."
     )
+    started_at: datetime | None = None
+    wall_s: float | None = None
+
+    @property
+    def span(self) -> tuple[datetime, datetime] | None:
+        """When the run began and ended, if the file says."""
+        if self.started_at is None or self.wall_s is None:
+            return None
+        return self.started_at, self.started_at + timedelta(seconds=self.wall_s)
 
     def rate(self, section: str, name: str) -> float | None:
         found = [r.value for r in self.results if (r.section, r.name) == (section, name)]
@@ -118,6 +128,39 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
     if any(run.cpu_per_event for run in [*smaller, larger]):
         rows += [_cpu_row(smaller, larger, section, cpu) for section, _, cpu in SCALED]
     return rows
+
+
+def made_when(smaller: Sequence[BenchFile], larger: BenchFile) -> str | None:
+    """When the smaller runs were made, seen from the larger one: this machine's speed moves
+    by up to half within minutes (docs/performance.md), so runs far apart compare less well."""
+    around = larger.span
+    spans = [span for run in smaller if (span := run.span) is not None]
+    if around is None or not spans:
+        return None
+    began, ended = (moment.astimezone(UTC) for moment in around)
+    minute = timedelta(minutes=1)
+    after = [(began - around[1]) / minute for began, _ in spans if began >= around[1]]
+    before = [(around[0] - ended) / minute for _, ended in spans if ended <= around[0]]
+    told = [
+        f"{len(found)} {verb} {_minutes(found)} {when}"
+        for found, verb, when in (
+            (before, "ended", "before it began"),
+            (after, "began", "after it ended"),
+        )
+        if found
+    ]
+    if overlapping := len(spans) - len(after) - len(before):
+        told.append(f"{overlapping} ran while it ran")
+    return (
+        f"when: the larger run ran from {began:%Y-%m-%d %H:%M} to {ended:%H:%M} UTC; of "
+        f"the {len(spans)} smaller runs, " + ", ".join(told) + ". The machine's speed moves "
+        "within minutes, so the smaller runs belong right before or after the larger one."
+    )
+
+
+def _minutes(found: Sequence[float]) -> str:
+    low, high = min(found), max(found)
+    return f"{low:,.0f} min" if round(low) == round(high) else f"{low:,.0f} to {high:,.0f} min"
 
 
 def _rate_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: str) -> Row:

@@ -13,7 +13,7 @@ from services.bench.cpu import CpuCost
 from services.bench.plan import MEASUREMENTS
 from services.bench.report import MET, NOT_MEASURED, NOT_MET, Row, to_json
 from services.bench.results import Count, Measured, build_rows
-from services.bench.scaling import SCALED, CompareError, compare, load
+from services.bench.scaling import SCALED, BenchFile, CompareError, compare, load, made_when
 from services.cli import main
 
 
@@ -26,6 +26,8 @@ def result_file(
     only: tuple[str, ...] = MEASUREMENTS,
     replay_processes: int | None = 2,
     cpu_us: float | None = None,
+    started_at: str = "2026-11-26T06:00:00+00:00",
+    wall_s: float | None = None,
 ) -> Path:
     """A file as the bench writes it, every scaled path at ``events / seconds`` events/s (and,
     if given, at ``cpu_us`` of the machine's CPU per event)."""
@@ -33,10 +35,12 @@ def result_file(
     done = Count(events, seconds)
     m.kafka_intake = m.http_batch = m.projection = m.end_to_end = m.replay = done
     meta: dict[str, Any] = {
-        "started_at": "2026-11-26T06:00:00+00:00",
+        "started_at": started_at,
         "config": {"events": events, "subjects": subjects, "only": list(only)},
         "replay_processes": replay_processes,
     }
+    if wall_s is not None:
+        meta["wall_s"] = wall_s
     if cpu_us is not None:
         cost = CpuCost(events, seconds, cpu_us, {"projector": cpu_us / 2})
         meta["cpu_per_event"] = cpu.to_json({window: cost for *_, window in SCALED})
@@ -176,6 +180,33 @@ def test_the_replays_must_have_run_in_as_many_processes(tmp_path: Path) -> None:
     assert load(tmp_path / "old.json").replay_processes == 1
 
 
+def test_it_says_when_the_smaller_runs_were_made_around_the_larger_one(tmp_path: Path) -> None:
+    def run(name: str, started_at: str, wall_s: float | None = 60.0) -> BenchFile:
+        events, subjects = (5_000_000, 1_000_000) if name == "large" else (30_000, 6_000)
+        return load(
+            result_file(
+                tmp_path, name, events, subjects, 10.0, started_at=started_at, wall_s=wall_s
+            )
+        )
+
+    large = run("large", "2026-11-27T03:42:00+00:00", wall_s=4_920.0)  # to 05:04
+    smaller = [
+        run("a", "2026-11-27T03:20:00+00:00"),  # ends 21 min before
+        run("b", "2026-11-27T05:04:30+00:00"),  # begins half a minute after
+        run("c", "2026-11-27T05:09:00+00:00"),
+        run("d", "2026-11-27T04:00:00+00:00"),  # inside it
+        run("e", "2026-11-27T08:00:00+00:00", wall_s=None),  # an older file: not placed
+    ]
+    assert made_when(smaller, large) == (
+        "when: the larger run ran from 2026-11-27 03:42 to 05:04 UTC; of the 4 smaller runs, "
+        "1 ended 21 min before it began, 2 began 0 to 5 min after it ended, 1 ran while it ran. "
+        "The machine's speed moves within minutes, so the smaller runs belong right before or "
+        "after the larger one."
+    )
+    assert made_when(smaller[-1:], large) is None
+    assert made_when(smaller, run("old", "2026-11-27T03:42:00+00:00", wall_s=None)) is None
+
+
 def test_the_command_prints_the_table_and_names_a_bad_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -185,6 +216,13 @@ def test_the_command_prints_the_table_and_names_a_bad_file(
     out = capsys.readouterr().out
     assert "replay: full rebuild from offset 0" in out
     assert "2.00 x" in out
+    assert "when:" not in out, "files that do not say how long they ran are not placed"
+    placed = result_file(tmp_path, "p.json", 5_000_000, 1_000_000, 5_000.0, wall_s=5_100.0)
+    after = result_file(
+        tmp_path, "a.json", 30_000, 6_000, 15.0, started_at="2026-11-26T07:27:00+00:00", wall_s=60
+    )
+    assert main(["bench-compare", str(after), str(placed)]) == 0
+    assert "when: the larger run ran from 2026-11-26 06:00 to 07:25 UTC" in capsys.readouterr().out
     (tmp_path / "bad.json").write_bytes(b'{"started_at": "x", "config": {"events": "many"}}')
     assert main(["bench-compare", str(tmp_path / "bad.json"), str(large)]) == 2
     err = capsys.readouterr().err
