@@ -8,6 +8,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from events.codec import decode, encode
 from events.envelope import PersonalData
@@ -50,13 +51,24 @@ def test_a_sealed_event_holds_no_personal_data_and_opens_with_its_key() -> None:
 
 @given(
     email=st.emails(),
-    note=st.text(st.characters(blacklist_characters="\x00"), max_size=200),
+    # Any text a person can write: lone surrogates are not text (refused, see below).
+    note=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=200
+    ),
 )
 def test_any_personal_section_round_trips(email: str, note: str) -> None:
     personal = PersonalData.model_validate({"email": email, "note": note})
     key = DataKey.generate("s-1", 3)
     event_id = uuid7()
     assert unseal(seal(personal, key, event_id), key, event_id) == personal
+
+
+def test_a_note_that_is_not_unicode_is_refused_by_name() -> None:
+    with pytest.raises(ValidationError) as refused:
+        PersonalData.model_validate({"note": "half a pair \ud800"})
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("note",)
+    assert error["type"] == "string_unicode"
 
 
 def test_a_changed_ciphertext_nonce_or_binding_is_refused() -> None:
