@@ -29,14 +29,16 @@ from services.audit.signing import (
 )
 
 KEY = Ed25519PrivateKey.generate()
+#: JSON text: a lone surrogate is not text, and no JSON encoder writes it.
+TEXT = st.text(st.characters(exclude_categories=["Cs"]))
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
     max_leaves=20,
 )
 
 
-@given(document=st.dictionaries(st.text(), JSON, max_size=6))
+@given(document=st.dictionaries(TEXT, JSON, max_size=6))
 def test_a_signature_covers_the_document_and_not_its_key_order(document: dict[str, Any]) -> None:
     signature = sign(KEY, document)
     reordered = dict(reversed(list(document.items())))
