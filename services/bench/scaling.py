@@ -139,8 +139,8 @@ def made_when(smaller: Sequence[BenchFile], larger: BenchFile) -> str | None:
         return None
     began, ended = (moment.astimezone(UTC) for moment in around)
     minute = timedelta(minutes=1)
-    after = [(began - around[1]) / minute for began, _ in spans if began >= around[1]]
-    before = [(around[0] - ended) / minute for _, ended in spans if ended <= around[0]]
+    after = [(start - around[1]) / minute for start, _ in spans if start >= around[1]]
+    before = [(around[0] - end) / minute for _, end in spans if end <= around[0]]
     told = [
         f"{len(found)} {verb} {_minutes(found)} {when}"
         for found, verb, when in (
