@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from services.bench.children import descendants
 
@@ -55,27 +56,36 @@ def _times(pid: int) -> tuple[float, float] | None:
         return None
 
 
-#: How often a tree is read at most; the last read is kept even if a reap went on during it.
+_T = TypeVar("_T")
+
+#: How often a reading is taken at most; the last is kept even if a reap went on during it.
 _ATTEMPTS = 5
+
+
+def _still(read_once: Callable[[], tuple[_T, Mapping[int, float]] | None]) -> _T | None:
+    """``read_once``'s result, taken again while one of the reaped-children accounts it read
+    (pid to seconds) moved meanwhile: a child reaped during a reading would be in neither its
+    parent's account as read nor its own (it is gone when its turn comes). None if
+    ``read_once`` found nothing."""
+    for attempt in range(_ATTEMPTS):
+        found = read_once()
+        if found is None:
+            return None
+        result, waited = found
+        if attempt == _ATTEMPTS - 1 or all(
+            _times_waited(p) in (None, w)  # None: reaped itself meanwhile, its parent moved
+            for p, w in waited.items()
+        ):
+            break
+    return result
 
 
 def tree_cpu_s(pid: int) -> float | None:
     """CPU seconds of ``pid`` and the processes below it, including the ones that ended and
     were waited for (their time moves into their parent's account); None if ``pid`` is gone.
-
-    A child reaped while the tree is read would be missed: its parent's account was read
-    before its time moved there, and the child is gone when its turn comes (likely what once
-    lost half a replay rebuild's row, its workers ending with the rebuild). So every account is
-    read again after the tree, and the tree read again if one of them moved."""
-    for attempt in range(_ATTEMPTS):
-        found = _tree_times(pid)
-        if found is None:
-            return None
-        total, waited = found
-        last = attempt == _ATTEMPTS - 1
-        if last or all(_times_waited(p) in (None, w) for p, w in waited.items()):  # None: reaped
-            break
-    return total
+    Read again if a child was reaped meanwhile (:func:`_still`; likely what once lost half a
+    replay rebuild's row, its workers ending with the rebuild)."""
+    return _still(lambda: _tree_times(pid))
 
 
 def _times_waited(pid: int) -> float | None:
@@ -122,14 +132,17 @@ class Reading:
 def read(at: float, parts: Mapping[str, int]) -> Reading:
     """Every part's CPU so far; read again if the bench reaped a command meanwhile (its time
     would be neither in the command's tree nor in the bench's account as read)."""
-    for _ in range(_ATTEMPTS):
-        own, waited = _times(os.getpid()) or (0.0, 0.0)
+    me = os.getpid()
+
+    def once() -> tuple[tuple[float, dict[str, float]], dict[int, float]]:
+        own, waited = _times(me) or (0.0, 0.0)
         found = {BENCH: own}
         for name, pid in parts.items():
             if (spent := tree_cpu_s(pid)) is not None:
                 found[name] = spent
-        if _times_waited(os.getpid()) == waited:
-            break
+        return (waited, found), {me: waited}
+
+    waited, found = _still(once) or (0.0, {})
     return Reading(at, machine_busy_s(Path("/proc/stat").read_text()), waited, found)
 
 

@@ -61,10 +61,11 @@ class BenchFile(BaseModel):
 
     @property
     def span(self) -> tuple[datetime, datetime] | None:
-        """When the run began and ended, if the file says."""
+        """When the run began and ended (UTC), if the file says."""
         if self.started_at is None or self.wall_s is None:
             return None
-        return self.started_at, self.started_at + timedelta(seconds=self.wall_s)
+        began = self.started_at.astimezone(UTC)
+        return began, began + timedelta(seconds=self.wall_s)
 
     def rate(self, section: str, name: str) -> float | None:
         found = [r.value for r in self.results if (r.section, r.name) == (section, name)]
@@ -133,14 +134,13 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
 def made_when(smaller: Sequence[BenchFile], larger: BenchFile) -> str | None:
     """When the smaller runs were made, seen from the larger one: this machine's speed moves
     by up to half within minutes (docs/performance.md), so runs far apart compare less well."""
-    around = larger.span
     spans = [span for run in smaller if (span := run.span) is not None]
-    if around is None or not spans:
+    if (around := larger.span) is None or not spans:
         return None
-    began, ended = (moment.astimezone(UTC) for moment in around)
+    began, ended = around
     minute = timedelta(minutes=1)
-    after = [(start - around[1]) / minute for start, _ in spans if start >= around[1]]
-    before = [(around[0] - end) / minute for _, end in spans if end <= around[0]]
+    after = [(start - ended) / minute for start, _ in spans if start >= ended]
+    before = [(began - end) / minute for _, end in spans if end <= began]
     told = [
         f"{len(found)} {verb} {_minutes(found)} {when}"
         for found, verb, when in (
