@@ -126,7 +126,9 @@ async def replay(
         await live.close()
     equal = all(t.equal for t in tables)
     kept = keep or not equal
-    if not kept:
+    if kept:
+        await set_persistence(settings.database_url, name, logged=True)
+    else:
         await drop_schema(settings.database_url, name)
     return ReplayReport(
         replay_schema=name,
@@ -154,6 +156,32 @@ async def _create_schema(database_url: str, name: str) -> None:
     finally:
         await conn.close()
     await apply_migrations(database_url, schema=name)
+    await set_persistence(database_url, name, logged=False)
+
+
+async def set_persistence(database_url: str, name: str, *, logged: bool) -> None:
+    """Make every table of the replay schema unlogged (while it is rebuilt) or logged again.
+
+    A rebuild is thrown away when anything interrupts it, so its writes need no write-ahead log.
+    Without it PostgreSQL writes each row once instead of twice, and no full-page images, whose
+    number grows with the table once the rebuilt pages outnumber what one checkpoint covers.
+    A kept schema is made logged (each table is then written to the log once, in one pass),
+    so a crash cannot empty it and ``--swap`` puts durable tables in place.
+    """
+    conn = await asyncpg.connect(database_url)
+    try:
+        tables = await conn.fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY c.relname",
+            name,
+        )
+        persistence = "LOGGED" if logged else "UNLOGGED"
+        for table in tables:
+            await conn.execute(
+                f"ALTER TABLE {quote(name)}.{quote(table['relname'])} SET {persistence}"
+            )
+    finally:
+        await conn.close()
 
 
 async def drop_schema(database_url: str, name: str) -> None:
