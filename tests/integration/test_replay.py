@@ -101,6 +101,23 @@ def run_replay(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Rep
     return code, ReplayReport.model_validate_json(out.out), out.err
 
 
+PERSISTENCE = """
+SELECT c.relname, c.relpersistence::text AS relpersistence
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind = 'r'
+"""
+
+
+async def persistence(database_url: str, schema: str) -> dict[str, str]:
+    """Each table of ``schema``: ``p`` (logged) or ``u`` (unlogged)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(PERSISTENCE, schema)
+    finally:
+        await conn.close()
+    return {row["relname"]: row["relpersistence"] for row in rows}
+
+
 def schema_exists(settings: Settings, name: str) -> bool:
     (rows,) = asyncio.run(execute(settings, f"SELECT 1 FROM pg_namespace WHERE nspname = '{name}'"))
     return bool(rows)
@@ -175,6 +192,8 @@ def test_a_replay_equals_live_names_a_corrupted_row_and_swaps_it_right(
     )
     assert fixed[0]["e"] == "false"
     assert previous[0]["e"] == "true"  # the old live tables are kept aside
+    swapped_in = asyncio.run(persistence(settings.database_url, "public"))
+    assert {swapped_in[table] for table in ALL_TABLES[:4]} == {"p"}  # durable, as live must be
     assert not schema_exists(settings, "replay_fix")
     code, report, _ = run_replay(capsys, "--schema", "replay_after")
     assert code == 0, report.text()
@@ -190,6 +209,7 @@ async def test_a_swap_is_refused_once_the_projector_moved_past_the_replay(
             await wait_projected(pool, 40)
         report = await replay(settings, "replay_late", keep=True)
         assert report.equal
+        assert set((await persistence(settings.database_url, "replay_late")).values()) == {"p"}
         async with serve(projector_app(settings), settings.projector_port):
             await append_events(settings, consent_stream(subjects=1, events_per_subject=1))
             await wait_projected(pool, 41)
@@ -199,6 +219,37 @@ async def test_a_swap_is_refused_once_the_projector_moved_past_the_replay(
         assert await pool.fetchval("SELECT count(*) FROM replay_late.subscribers") == 20
     finally:
         await pool.close()
+
+
+async def test_a_replay_rebuilds_into_unlogged_tables_and_logs_a_kept_schema(
+    settings: Settings,
+) -> None:
+    """While the rebuild runs, no table of the replay schema writes the write-ahead log; once
+    the schema is kept, every table of it does (a crash must not empty what a swap puts live)."""
+    await append_events(settings, consent_stream(subjects=300, events_per_subject=4))
+    pool = await create_pool(settings.database_url, max_size=1)
+    try:
+        async with serve(projector_app(settings), settings.projector_port):
+            await wait_projected(pool, 1200)
+    finally:
+        await pool.close()
+    seen: list[dict[str, str]] = []
+
+    async def watch() -> None:
+        while True:
+            seen.append(await persistence(settings.database_url, "replay_watched"))
+            await asyncio.sleep(0.01)
+
+    watching = asyncio.create_task(watch())
+    try:
+        report = await replay(settings, "replay_watched", batch_size=100, keep=True)
+    finally:
+        watching.cancel()
+    assert report.equal, report.text()
+    tables = set(await persistence(settings.database_url, "replay_watched"))
+    assert set(ALL_TABLES) <= tables
+    assert {"u"} in [set(s.values()) for s in seen if set(s) == tables]  # all unlogged at once
+    assert set((await persistence(settings.database_url, "replay_watched")).values()) == {"p"}
 
 
 async def test_a_replay_compares_with_live_as_it_stood_when_the_replay_started(
