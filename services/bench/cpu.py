@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from services.bench.children import descendants
+from services.bench.samples import interpolated
 
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 SAMPLE_S = 0.25
@@ -183,20 +184,17 @@ def cost(start: Reading, end: Reading, count: int) -> CpuCost | None:
 
 def interpolate(samples: list[Reading], at: float) -> Reading | None:
     """The reading at ``at``, linear between the samples around it (None outside them)."""
-    times = [s.at for s in samples]
-    i = bisect.bisect_left(times, at)
-    if i < len(samples) and times[i] == at:
-        return samples[i]
-    if i == 0 or i == len(samples):
-        return None
-    a, b = samples[i - 1], samples[i]
-    w = (at - a.at) / (b.at - a.at)
+    return interpolated(samples, at, _mix)
 
+
+def _mix(a: Reading, b: Reading, w: float) -> Reading:
     def mix(x: float, y: float) -> float:
         return x + (y - x) * w
 
     parts = {n: mix(v, b.parts[n]) for n, v in a.parts.items() if n in b.parts}
-    return Reading(at, mix(a.machine_s, b.machine_s), mix(a.commands_s, b.commands_s), parts)
+    return Reading(
+        mix(a.at, b.at), mix(a.machine_s, b.machine_s), mix(a.commands_s, b.commands_s), parts
+    )
 
 
 #: The table's columns: the bench, the services it started (named as they are), the commands it

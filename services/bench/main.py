@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from projections.migrations import apply
 from services import stack
-from services.bench import children, cpu, feed_latency, pipeline, raw, report, workload
+from services.bench import children, cpu, feed_latency, pipeline, raw, report, wal, workload
 from services.bench.http_load import LoadResult
 from services.bench.plan import MEASUREMENTS, WITH_SERVICES, select
 from services.bench.results import (
@@ -236,6 +236,7 @@ class Run:
         self.stack_parts = stack_parts(self.s)
         self.command: int | None = None
         self.cpu = cpu.Sampler(self.cpu_parts)
+        self.wal = wal.WalSampler(self.s.database_url)
 
     def cpu_parts(self) -> dict[str, int]:
         """The processes whose CPU is read: the running services, the command the bench runs
@@ -247,12 +248,17 @@ class Run:
     def command_running(self, pid: int | None) -> None:
         self.command = pid
 
-    def cpu_of(self, name: cpu.Window, timed: pipeline.Timed) -> None:
-        """Keep what ``timed``'s window cost in CPU per event, when it finished."""
+    async def cost_of(self, name: cpu.Window, timed: pipeline.Timed) -> None:
+        """Keep what ``timed``'s window cost per event, when it finished."""
         if timed.seconds is not None:
-            end = timed.started + timed.seconds
-            if (spent := self.cpu.between(timed.started, end, timed.count)) is not None:
-                self.m.cpu[name] = spent
+            await self.window_cost(name, timed.started, timed.started + timed.seconds, timed.count)
+
+    async def window_cost(self, name: cpu.Window, start: float, end: float, count: int) -> None:
+        """CPU and PostgreSQL's log per event between two instants of the loop's clock."""
+        if (spent := self.cpu.between(start, end, count)) is not None:
+            self.m.cpu[name] = spent
+        if (written := await self.wal.between(start, end, count)) is not None:
+            self.m.wal[name] = written
 
     def start_index(self, phase: int) -> int:
         return phase * self.config.span
@@ -270,6 +276,7 @@ class Run:
             "kafka-intake": self.kafka_intake,
         }
         self.cpu.start()
+        await self.wal.start()
         try:
             for name in self.config.only:
                 if name in WITH_SERVICES and "intake" not in self.running():
@@ -278,6 +285,7 @@ class Run:
                 await step(name, steps[name]())
         finally:
             await self.cpu.stop()
+            await self.wal.stop()
 
     def running(self) -> set[str]:
         return {c.name for c in self.children}
@@ -301,8 +309,7 @@ class Run:
             # The command reports on the system's monotonic clock, the sampler on the loop's.
             shift = asyncio.get_running_loop().time() - time.monotonic()
             start, end = (at + shift for at in report.rebuild_monotonic)
-            if (spent := self.cpu.between(start, end, report.applied)) is not None:
-                self.m.cpu[cpu.Window.REPLAY] = spent
+            await self.window_cost(cpu.Window.REPLAY, start, end, report.applied)
         self.m.replay = Count(report.applied, report.seconds)
         self.m.replay_equal = report.equal
         self.m.replay_processes = report.processes
@@ -343,7 +350,7 @@ class Run:
             progress("projection: folded", "records"),
         )  # fmt: skip
         self.m.projection = Count(timed.count, timed.seconds)
-        self.cpu_of(cpu.Window.PROJECTION, timed)
+        await self.cost_of(cpu.Window.PROJECTION, timed)
         say(f"projection: {_rate(self.m.projection)} events/s")
 
     async def http_batches(self) -> None:
@@ -358,8 +365,8 @@ class Run:
         self.m.end_to_end = Count(
             run.end_to_end.count, run.end_to_end.seconds, run.intake.failed, kinds
         )
-        self.cpu_of(cpu.Window.HTTP_BATCHES, run.intake)
-        self.cpu_of(cpu.Window.END_TO_END, run.end_to_end)
+        await self.cost_of(cpu.Window.HTTP_BATCHES, run.intake)
+        await self.cost_of(cpu.Window.END_TO_END, run.end_to_end)
         say(
             f"intake: HTTP batches {_rate(self.m.http_batch)} events/s, "
             f"end to end {_rate(self.m.end_to_end)} events/s"
@@ -375,7 +382,7 @@ class Run:
         self.m.capacity = Count(
             len(load.accepted), load.last_done - load.started, load.failed, load.failure_kinds()
         )
-        self.cpu_of(
+        await self.cost_of(
             cpu.Window.CAPACITY,
             pipeline.Timed(len(load.accepted), load.last_done - load.started, 0, load.started),
         )
@@ -443,7 +450,7 @@ class Run:
             progress("intake: Kafka topic, committed", "submissions"),
         )  # fmt: skip
         self.m.kafka_intake = Count(timed.count, timed.seconds)
-        self.cpu_of(cpu.Window.KAFKA_INTAKE, timed)
+        await self.cost_of(cpu.Window.KAFKA_INTAKE, timed)
         self.m.kafka_produce_s = produce_s
         rate = _rate(self.m.kafka_intake)
         say(f"intake: Kafka topic {rate} events/s (submissions produced in {produce_s:.1f} s)")
@@ -567,6 +574,7 @@ def main(config: Config) -> int:
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "replay_processes": measured.replay_processes,
         "cpu_per_event": cpu.to_json(measured.cpu),
+        "wal_per_event": wal.to_json(measured.wal),
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_before": load_before,
@@ -584,5 +592,8 @@ def main(config: Config) -> int:
     if measured.cpu:
         print(f"\n{cpu.LEGEND}:\n")
         print(report.format_grid(cpu.HEADER, cpu.cells(measured.cpu)))
+    if measured.wal:
+        print(f"\n{wal.LEGEND}:\n")
+        print(report.format_grid(wal.HEADER, wal.cells(measured.wal)))
     print(f"\nwall time {wall:.0f} s; results in {out}")
     return 0

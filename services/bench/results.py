@@ -22,6 +22,7 @@ from services.bench.report import (
     ratio,
     under_load,
 )
+from services.bench.wal import WalCost
 
 # The targets.
 E2E_MIN_EVENTS_S = 20_000.0
@@ -99,6 +100,7 @@ class Measured:
     peak_rss_mb: dict[str, float | None] = field(default_factory=dict)
     replay_peak_rss_mb: float | None = None
     cpu: dict[Window, CpuCost] = field(default_factory=dict)  # per event, by measurement
+    wal: dict[Window, WalCost] = field(default_factory=dict)  # PostgreSQL's log, likewise
 
 
 def _equal(equal: bool | None) -> str:
