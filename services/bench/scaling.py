@@ -6,7 +6,7 @@ Reads result files that ``consent-ledger bench`` wrote; the rest is pure.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,6 +45,10 @@ class _Cpu(BaseModel):
     machine_us: float
 
 
+class _Wal(BaseModel):
+    bytes_per_event: float
+
+
 class BenchFile(BaseModel):
     """The parts of a result file that the comparison reads."""
 
@@ -55,6 +59,9 @@ class BenchFile(BaseModel):
     )
     cpu_per_event: dict[str, _Cpu] = Field(
         default_factory=dict, description="Missing in files from before the bench read CPU."
+    )
+    wal_per_event: dict[str, _Wal] = Field(
+        default_factory=dict, description="Missing in files from before the bench read the log."
     )
     started_at: datetime | None = None
     wall_s: float | None = None
@@ -75,6 +82,11 @@ class BenchFile(BaseModel):
         """The machine's CPU microseconds per event in the measurement called ``name``."""
         found = self.cpu_per_event.get(name)
         return None if found is None else found.machine_us
+
+    def wal_kb(self, name: str) -> float | None:
+        """PostgreSQL's write-ahead log in KB per event in the measurement ``name``."""
+        found = self.wal_per_event.get(name)
+        return None if found is None else found.bytes_per_event / 1024
 
 
 class CompareError(Exception):
@@ -128,6 +140,8 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
     rows = [_rate_row(smaller, larger, section, name) for section, name, _ in SCALED]
     if any(run.cpu_per_event for run in [*smaller, larger]):
         rows += [_cpu_row(smaller, larger, section, cpu) for section, _, cpu in SCALED]
+    if any(run.wal_per_event for run in [*smaller, larger]):
+        rows += [_wal_row(smaller, larger, section, cpu) for section, _, cpu in SCALED]
     return rows
 
 
@@ -177,13 +191,32 @@ def _rate_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, nam
 def _cpu_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: Window) -> Row:
     """CPU per event, the whole machine's: the larger run's over the smaller runs' median. It
     counts work done, so a run that only waited longer does not look costlier."""
-    small, spread = _median([run.cpu_us(name) for run in smaller])
-    large = larger.cpu_us(name)
+    title = f"{section}: CPU per event ({name})"
+    return _growth_row(smaller, larger, title, lambda run: run.cpu_us(name), _us)
+
+
+def _wal_row(smaller: Sequence[BenchFile], larger: BenchFile, section: str, name: Window) -> Row:
+    """PostgreSQL's log per event: a count the machine's speed does not move, shown beside the
+    costs to say whether PostgreSQL's share grew; one part of the cost, so it has no verdict."""
+    title = f"{section}: PostgreSQL's log per event ({name})"
+    return _growth_row(smaller, larger, title, lambda run: run.wal_kb(name), _kb, judged=False)
+
+
+def _growth_row(
+    smaller: Sequence[BenchFile],
+    larger: BenchFile,
+    title: str,
+    read: Callable[[BenchFile], float | None],
+    show: Callable[[float | None], str],
+    *,
+    judged: bool = True,
+) -> Row:
+    """The larger run's value per event over the smaller runs' median."""
+    small, spread = _median([read(run) for run in smaller])
+    large = read(larger)
     growth = large / small if small and large else None
-    return _row(
-        smaller, larger, f"{section}: CPU per event ({name})", growth,
-        f"median {_us(small)}{spread}; {_size(larger)}: {_us(large)}",
-    )  # fmt: skip
+    seen = f"median {show(small)}{spread}; {_size(larger)}: {show(large)}"
+    return _row(smaller, larger, title, growth, seen, judged=judged)
 
 
 def _median(values: Sequence[float | None]) -> tuple[float | None, str]:
@@ -196,15 +229,22 @@ def _median(values: Sequence[float | None]) -> tuple[float | None, str]:
 
 
 def _row(
-    smaller: Sequence[BenchFile], larger: BenchFile, name: str, growth: float | None, seen: str
+    smaller: Sequence[BenchFile],
+    larger: BenchFile,
+    name: str,
+    growth: float | None,
+    seen: str,
+    *,
+    judged: bool = True,
 ) -> Row:
     # The runs have one shape, so a run with the --large events has its subjects too.
     verdict = under_load(
         at_most(growth, MAX_GROWTH), larger.config.events, LARGE_EVENTS, "events", how="run with"
     )
+    target = Target(f"<= {MAX_GROWTH} x the smaller runs' cost per event", verdict)
     return Row(
         "scale", name, growth, "x", f"{len(smaller)} run(s) of {_size(smaller[0])}: {seen}",
-        target=Target(f"<= {MAX_GROWTH} x the smaller runs' cost per event", verdict),
+        target=target if judged else None,
     )  # fmt: skip
 
 
@@ -222,3 +262,7 @@ def _rate(value: float | None) -> str:
 
 def _us(value: float | None) -> str:
     return "not measured" if value is None else f"{number(value)} µs of CPU per event"
+
+
+def _kb(value: float | None) -> str:
+    return "not measured" if value is None else f"{number(value)} KB of log per event"

@@ -8,12 +8,13 @@ from typing import Any
 import orjson
 import pytest
 
-from services.bench import cpu
+from services.bench import cpu, wal
 from services.bench.cpu import CpuCost
 from services.bench.plan import MEASUREMENTS
 from services.bench.report import MET, NOT_MEASURED, NOT_MET, Row, to_json
 from services.bench.results import Count, Measured, build_rows
 from services.bench.scaling import SCALED, BenchFile, CompareError, compare, load, made_when
+from services.bench.wal import WalCost
 from services.cli import main
 
 
@@ -26,6 +27,7 @@ def result_file(
     only: tuple[str, ...] = MEASUREMENTS,
     replay_processes: int | None = 2,
     cpu_us: float | None = None,
+    wal_bytes: float | None = None,
     started_at: str = "2026-11-26T06:00:00+00:00",
     wall_s: float | None = None,
 ) -> Path:
@@ -44,6 +46,9 @@ def result_file(
     if cpu_us is not None:
         cost = CpuCost(events, seconds, cpu_us, {"projector": cpu_us / 2})
         meta["cpu_per_event"] = cpu.to_json({window: cost for *_, window in SCALED})
+    if wal_bytes is not None:
+        written = WalCost(events, wal_bytes)
+        meta["wal_per_event"] = wal.to_json({window: written for *_, window in SCALED})
     path = tmp_path / name
     path.write_bytes(orjson.dumps(to_json(build_rows(m), meta)))
     return path
@@ -104,6 +109,31 @@ def test_cpu_rows_come_only_with_files_that_read_cpu(tmp_path: Path) -> None:
     by_cpu = compare([old], large)[len(SCALED) :]
     assert all(r.value is None for r in by_cpu)
     assert all(r.target is not None and r.target.verdict == NOT_MEASURED for r in by_cpu)
+
+
+def test_postgresqls_log_per_event_is_shown_beside_the_costs_without_a_verdict(
+    tmp_path: Path,
+) -> None:
+    """A byte count the machine's speed does not move: it says whether PostgreSQL's share grew,
+    but it is one part of the cost, so the target is not judged on it."""
+    smaller = [
+        load(result_file(tmp_path, f"s{i}.json", 30_000, 6_000, 15.0, wal_bytes=b))
+        for i, b in enumerate([2048.0, 3072.0, 4096.0])
+    ]
+    large = load(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0, wal_bytes=9216.0))
+    rows = compare(smaller, large)
+    assert len(rows) == 2 * len(SCALED)  # no CPU was read: rates, then the log
+    by_log = rows[len(SCALED) :]
+    assert [r.name for r in by_log] == [
+        f"{s}: PostgreSQL's log per event ({w})" for s, _, w in SCALED
+    ]
+    assert growth(by_log) == [3.0] * len(SCALED)
+    assert all(r.target is None for r in by_log)
+    assert "median 3.00 KB of log per event (2.00 to 4.00)" in by_log[0].conditions
+    assert "1,000,000 subjects: 9.00 KB of log per event" in by_log[0].conditions
+    assert len(
+        compare(smaller[:1], load(result_file(tmp_path, "o.json", 5_000_000, 1_000_000, 9.0)))
+    ) == 2 * len(SCALED)
 
 
 def test_a_replay_read_over_the_whole_command_is_not_compared_with_a_rebuild(
