@@ -65,6 +65,11 @@ class ReplayReport(BaseModel):
     tables: list[TableReport]
     equal: bool
     kept: bool = Field(description="Whether the replay schema was left in place.")
+    logged_seconds: float | None = Field(
+        default=None,
+        description="A kept schema is rebuilt unlogged, then made logged (durable) after the "
+        "comparison: how long that took. Not part of ``seconds``.",
+    )
     swapped: bool = False
     previous_schema: str | None = Field(
         default=None, description="After --swap: the schema now holding the old live tables."
@@ -96,4 +101,6 @@ class ReplayReport(BaseModel):
             lines.append(f"swapped in; the old live tables are in schema {self.previous_schema}")
         elif self.kept:
             lines.append(f"the rebuilt tables are kept in schema {self.replay_schema}")
+        if self.logged_seconds is not None:
+            lines.append(f"made durable (logged) in {self.logged_seconds:,.1f} s")
         return "\n".join(lines)

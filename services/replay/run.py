@@ -126,8 +126,11 @@ async def replay(
         await live.close()
     equal = all(t.equal for t in tables)
     kept = keep or not equal
+    logged_seconds = None
     if kept:
+        began = time.monotonic()
         await set_persistence(settings.database_url, name, logged=True)
+        logged_seconds = round(time.monotonic() - began, 3)
     else:
         await drop_schema(settings.database_url, name)
     return ReplayReport(
@@ -141,6 +144,7 @@ async def replay(
         tables=tables,
         equal=equal,
         kept=kept,
+        logged_seconds=logged_seconds,
         **counts,
     )
 

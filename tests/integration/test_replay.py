@@ -152,6 +152,7 @@ def test_a_replay_equals_live_names_a_corrupted_row_and_swaps_it_right(
     assert "records/s" in progress
     assert "ETA" in progress
     assert not schema_exists(settings, "replay_first")  # equal: nothing is left behind
+    assert report.logged_seconds is None  # dropped, so never made logged
 
     # A withdrawn person is made eligible behind the ledger's back, and a notice vanishes.
     asyncio.run(
@@ -180,7 +181,9 @@ def test_a_replay_equals_live_names_a_corrupted_row_and_swaps_it_right(
 
     code = main(["replay", "--schema", "replay_fix", "--swap"])
     assert code == 0
-    assert "swapped in" in capsys.readouterr().out
+    swapped = capsys.readouterr().out
+    assert "swapped in" in swapped
+    assert "made durable (logged) in" in swapped
     fixed, previous = asyncio.run(
         execute(
             settings,
@@ -246,6 +249,8 @@ async def test_a_replay_rebuilds_into_unlogged_tables_and_logs_a_kept_schema(
     finally:
         watching.cancel()
     assert report.equal, report.text()
+    assert report.logged_seconds is not None
+    assert f"made durable (logged) in {report.logged_seconds:,.1f} s" in report.text()
     tables = set(await persistence(settings.database_url, "replay_watched"))
     assert set(ALL_TABLES) <= tables
     assert {"u"} in [set(s.values()) for s in seen if set(s) == tables]  # all unlogged at once
