@@ -276,8 +276,8 @@ class Run:
             "kafka-intake": self.kafka_intake,
         }
         self.cpu.start()
-        await self.wal.start()
         try:
+            await self.wal.start()
             for name in self.config.only:
                 if name in WITH_SERVICES and "intake" not in self.running():
                     await self.start_services()

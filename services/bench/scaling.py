@@ -141,7 +141,7 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
     if any(run.cpu_per_event for run in [*smaller, larger]):
         rows += [_cpu_row(smaller, larger, section, cpu) for section, _, cpu in SCALED]
     if any(run.wal_per_event for run in [*smaller, larger]):
-        rows += [_wal_row(smaller, larger, section, cpu) for section, _, cpu in SCALED]
+        rows += [_wal_row(smaller, larger, section, window) for section, _, window in SCALED]
     return rows
 
 

@@ -77,8 +77,13 @@ class WalSampler:
 
     async def _run(self) -> None:
         while True:
-            await self.now()
+            await self._read()
             await asyncio.sleep(SAMPLE_S)
+
+    async def _read(self) -> None:
+        """A reading, if the server answers: a lost reading must not fail the measurement."""
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await self.now()
 
     async def now(self) -> WalReading:
         assert self._conn is not None, "start() first"
@@ -90,7 +95,7 @@ class WalSampler:
 
     async def between(self, start: float, end: float, count: int) -> WalCost | None:
         """Bytes of log per event over a window of the run (loop clock); None if not sampled."""
-        await self.now()  # the window may end just now
+        await self._read()  # the window may end just now
         first = interpolated(self.samples, start, _mix)
         last = interpolated(self.samples, end, _mix)
         return None if first is None or last is None else cost(first, last, count)

@@ -31,3 +31,18 @@ def test_the_table_and_the_file_say_bytes_per_event_and_in_all() -> None:
     assert lines[1] == ("projection", "10", "0.00 KB", "0.0 MB")
     assert format_grid(wal.HEADER, lines).splitlines()[0].startswith("measurement")
     assert wal.to_json(costs)["replay rebuild"] == {"count": 30_000, "bytes_per_event": 2_150.4}
+
+
+class _Gone:
+    """A connection whose server went away."""
+
+    async def fetchval(self, query: str) -> float:
+        raise OSError("connection lost")
+
+
+async def test_a_reading_lost_with_the_server_leaves_the_samples_it_has() -> None:
+    sampler = wal.WalSampler("postgresql://unused")
+    sampler._conn = _Gone()  # type: ignore[assignment]
+    sampler.samples = [WalReading(0.0, 0.0), WalReading(2.0, 4_000.0)]
+    assert await sampler.between(0.0, 2.0, 2) == WalCost(2, 2_000.0)
+    assert len(sampler.samples) == 2
