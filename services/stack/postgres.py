@@ -23,6 +23,17 @@ READY_TIMEOUT_S = 60.0
 GIVEN_URL_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 30.0
 
+# The projector writes a few KB of write-ahead log per event, so at full rate it fills
+# PostgreSQL's default 1 GB between checkpoints in about a minute. Every checkpoint makes the
+# next change to each page log that whole page again, and a million subscribers spread their
+# changes over every page. Checkpoints further apart log fewer whole pages, and lz4 compresses
+# the ones logged. docker-compose.yml starts its server with the same settings.
+SERVER_SETTINGS: dict[str, str] = {
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "10min",
+    "wal_compression": "lz4",
+}
+
 
 @dataclass(frozen=True)
 class PgPaths:
@@ -91,7 +102,10 @@ def running_pid(paths: PgPaths) -> int | None:
 
 async def start(bindir: Path, paths: PgPaths, port: int) -> ProcessEntry:
     """pg_ctl start -w: returns when the server accepts connections on loopback only."""
-    options = f"-k {shlex.quote(str(paths.root))} -p {port} -c listen_addresses={LOOPBACK}"
+    settings = {"listen_addresses": LOOPBACK, **SERVER_SETTINGS}
+    options = f"-k {shlex.quote(str(paths.root))} -p {port} " + " ".join(
+        f"-c {name}={value}" for name, value in settings.items()
+    )
     command = [
         str(bindir / "pg_ctl"), "-D", str(paths.data), "-o", options, "-l", str(paths.log),
         "-w", "-t", str(int(READY_TIMEOUT_S)), "start",
