@@ -136,6 +136,11 @@ async def _run_own_postgres(settings: Settings, progress: Progress) -> None:
     with edit_state(settings.stack_dir) as saved:
         saved.postgres, saved.postgres_port, saved.postgres_bindir = entry, port, str(bindir)
     await pg.wait_ready(pg.admin_url(settings.database_url), pg.READY_TIMEOUT_S, paths.log)
+    if stale := await pg.settings_to_restart(settings.database_url):
+        progress(
+            f"PostgreSQL runs without {', '.join(stale)}; they apply once the stack is "
+            "restarted: consent-ledger stack down, then up"
+        )
     if await pg.ensure_database(settings.database_url):
         progress(f"created database {pg.url_user_and_db(settings.database_url)[1]}")
 

@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -136,6 +137,28 @@ async def wait_ready(database_url: str, timeout_s: float, log: Path | None = Non
                     f"({exc}){see}"
                 ) from exc
         await asyncio.sleep(procs.POLL_S)
+
+
+async def settings_to_restart(database_url: str) -> list[str]:
+    """The ``SERVER_SETTINGS`` a running server does not have, as ``name=value (now: x)``.
+
+    The settings are given at start, so a server started by an older version keeps its own
+    until the stack is stopped and started again."""
+    connection = await asyncpg.connect(admin_url(database_url), timeout=5)
+    try:
+        shown = {name: await connection.fetchval(f"SHOW {name}") for name in SERVER_SETTINGS}
+    finally:
+        await connection.close()
+    return missing_settings(shown)
+
+
+def missing_settings(shown: Mapping[str, str]) -> list[str]:
+    """Each of ``SERVER_SETTINGS`` that ``shown`` (by ``SHOW``) lacks, with its value there."""
+    return [
+        f"{name}={wanted} (now: {shown.get(name)})"
+        for name, wanted in SERVER_SETTINGS.items()
+        if shown.get(name) != wanted
+    ]
 
 
 async def ensure_database(database_url: str) -> bool:

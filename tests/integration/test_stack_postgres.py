@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from services.config import Settings
-from services.stack.postgres import SERVER_SETTINGS
+from services.stack.postgres import SERVER_SETTINGS, settings_to_restart
 
 pytestmark = pytest.mark.integration
 
@@ -18,3 +18,4 @@ async def test_the_stack_server_runs_with_its_settings(settings: Settings) -> No
     finally:
         await conn.close()
     assert shown == SERVER_SETTINGS
+    assert await settings_to_restart(settings.database_url) == []
