@@ -28,7 +28,9 @@ STOP_TIMEOUT_S = 30.0
 # PostgreSQL's default 1 GB between checkpoints in about a minute. Every checkpoint makes the
 # next change to each page log that whole page again, and a million subscribers spread their
 # changes over every page. Checkpoints further apart log fewer whole pages, and lz4 compresses
-# the ones logged. docker-compose.yml starts its server with the same settings.
+# the ones logged: a five-million-event projection wrote 4.8 KB of log per event, not 6.3
+# (docs/performance.md, "Checkpoints"); the log may take up to about 4 GB of disk under load.
+# docker-compose.yml starts its server with the same settings.
 SERVER_SETTINGS: dict[str, str] = {
     "max_wal_size": "4GB",
     "checkpoint_timeout": "10min",

@@ -1,4 +1,5 @@
-"""docker-compose.yml starts PostgreSQL with the settings the stack's own server gets."""
+"""The stack's PostgreSQL settings: docker-compose.yml gives its server the same, and a server
+started without them is named with what it has."""
 
 from __future__ import annotations
 
