@@ -28,7 +28,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from projections.migrations import apply
 from services import stack
-from services.bench import children, cpu, feed_latency, pipeline, raw, report, wal, workload
+from services.bench import (
+    children,
+    cpu,
+    feed_latency,
+    pipeline,
+    raw,
+    report,
+    transactions,
+    wal,
+    workload,
+)
 from services.bench.http_load import LoadResult
 from services.bench.plan import MEASUREMENTS, WITH_SERVICES, select
 from services.bench.results import (
@@ -282,10 +292,23 @@ class Run:
                 if name in WITH_SERVICES and "intake" not in self.running():
                     await self.start_services()
                 self.cpu.now()  # so that the services just started are read from here on
+                before = await self.intake_totals()
                 await step(name, steps[name]())
+                await self.keep_grouping(name, before)
         finally:
             await self.cpu.stop()
             await self.wal.stop()
+
+    async def intake_totals(self) -> transactions.Totals | None:
+        intake = next((c for c in self.children if c.name == "intake"), None)
+        return None if intake is None else await transactions.read(intake.url)
+
+    async def keep_grouping(self, name: str, before: transactions.Totals | None) -> None:
+        """Keep how full intake's Kafka transactions were in the measurement just made."""
+        after = await self.intake_totals()
+        grouped = None if before is None or after is None else transactions.grouping(before, after)
+        if grouped is not None:
+            self.m.transactions[name] = grouped
 
     def running(self) -> set[str]:
         return {c.name for c in self.children}
@@ -575,6 +598,7 @@ def main(config: Config) -> int:
         "replay_processes": measured.replay_processes,
         "cpu_per_event": cpu.to_json(measured.cpu),
         "wal_per_event": wal.to_json(measured.wal),
+        "intake_transactions": transactions.to_json(measured.transactions),
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_before": load_before,
@@ -595,5 +619,8 @@ def main(config: Config) -> int:
     if measured.wal:
         print(f"\n{wal.LEGEND}:\n")
         print(report.format_grid(wal.HEADER, wal.cells(measured.wal)))
+    if measured.transactions:
+        print(f"\n{transactions.LEGEND}:\n")
+        print(report.format_grid(transactions.HEADER, transactions.cells(measured.transactions)))
     print(f"\nwall time {wall:.0f} s; results in {out}")
     return 0

@@ -22,6 +22,7 @@ from services.bench.report import (
     ratio,
     under_load,
 )
+from services.bench.transactions import Grouping
 from services.bench.wal import WalCost
 
 # The targets.
@@ -101,6 +102,8 @@ class Measured:
     replay_peak_rss_mb: float | None = None
     cpu: dict[Window, CpuCost] = field(default_factory=dict)  # per event, by measurement
     wal: dict[Window, WalCost] = field(default_factory=dict)  # PostgreSQL's log, likewise
+    #: How full intake's Kafka transactions were, by measurement (plan's names).
+    transactions: dict[str, Grouping] = field(default_factory=dict)
 
 
 def _equal(equal: bool | None) -> str:
