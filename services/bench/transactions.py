@@ -1,9 +1,9 @@
 """How many records intake's Kafka transactions held in each measurement.
 
 Read from intake's own histogram on ``/metrics`` before and after a measurement. A transaction
-costs the broker about the same whether it carries one request or thirty (the coordinator's
-round trips and the commit markers), so this says how well group commit shares that cost. Like
-PostgreSQL's log, it is a count, which the machine's speed does not move.
+has a fixed cost to the broker whatever it carries (the coordinator's round trips and the
+commit markers), so this says how well group commit shares that cost. Like PostgreSQL's log,
+it is a count, which the machine's speed does not move.
 """
 
 from __future__ import annotations
