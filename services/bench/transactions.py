@@ -9,14 +9,14 @@ it is a count, which the machine's speed does not move.
 from __future__ import annotations
 
 import asyncio
-import re
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from prometheus_client.parser import text_string_to_metric_families
+
 #: intake's histogram of records per Kafka transaction (services/metrics.py).
 METRIC = "consent_ledger_append_batch_records"
-_SAMPLE = re.compile(rf"^{METRIC}_(sum|count) (\S+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +41,11 @@ class Grouping:
 
 def totals(exposition: str) -> Totals:
     """The totals in a Prometheus text exposition; ``ValueError`` when it lacks them."""
-    found = {kind: float(value) for kind, value in _SAMPLE.findall(exposition)}
-    if set(found) != {"sum", "count"}:
-        raise ValueError(f"no {METRIC}_sum and _count in the metrics")
-    return Totals(records=found["sum"], transactions=found["count"])
+    for family in text_string_to_metric_families(exposition):
+        samples = {sample.name: sample.value for sample in family.samples}
+        if family.name == METRIC and {f"{METRIC}_sum", f"{METRIC}_count"} <= samples.keys():
+            return Totals(samples[f"{METRIC}_sum"], samples[f"{METRIC}_count"])
+    raise ValueError(f"no {METRIC}_sum and _count in the metrics")
 
 
 def grouping(before: Totals, after: Totals) -> Grouping | None:
