@@ -181,15 +181,20 @@ def cmd_retention_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _count(value: str) -> int:
-    """A positive whole number (argparse type of ``--events`` and ``--subjects``)."""
+def _count(value: str, least: int = 1) -> int:
+    """A whole number of at least ``least`` (argparse type of ``--events`` and ``--subjects``)."""
     try:
         count = int(value.replace("_", "").replace(",", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    if count < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}")
     return count
+
+
+def _count_or_none(value: str) -> int:
+    """A whole number, 0 meaning none (argparse type of ``--warm-up``)."""
+    return _count(value, least=0)
 
 
 def _measurements(value: str) -> list[str]:
@@ -212,6 +217,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         out=Path(args.out) if args.out else None,
         http_rate=args.http_rate,
         lag_rate=args.lag_rate,
+        warm_up=args.warm_up,
         only=args.only or (),
     )
     return main(config)
@@ -656,6 +662,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         metavar="EVENTS_PER_S",
         help="events/s offered while measuring end-to-end lag (default 200; --large 5000)",
+    )
+    bench.add_argument(
+        "--warm-up",
+        type=_count_or_none,
+        metavar="RECORDS",
+        help="records sent through the broker and read back before measuring, so that its "
+        "start-up is not charged to the first measurement (default 40,000; 0: none)",
     )
     bench.add_argument(
         "--only",

@@ -33,6 +33,8 @@ POSTGRES, KAFKA = "PostgreSQL", "Kafka"
 class Window(StrEnum):
     """The measurements whose CPU is read, as the table and the result file name them."""
 
+    #: Not a measurement: what the broker's start-up costs, read before the first one.
+    WARM_UP = "broker warm-up"
     PROJECTION = "projection"
     #: The rebuild alone, the window its rate is timed over (files from before this name held
     #: the whole command under "replay", start-up and comparison too, and are not compared).

@@ -37,6 +37,7 @@ from services.bench import (
     report,
     transactions,
     wal,
+    warmup,
     workload,
 )
 from services.bench.http_load import LoadResult
@@ -75,6 +76,7 @@ class Config:
     capacity_workers: int = 64
     capacity_seconds: float = 5.0
     raw_max: int = 200_000  # the raw limits are rates: a sample this large is plenty
+    warm_up: int = 40_000  # records through the broker before measuring (warmup.py); 0: none
     only: tuple[str, ...] = MEASUREMENTS
 
     @property
@@ -96,6 +98,7 @@ def configure(
     out: Path | None = None,
     http_rate: float | None = None,
     lag_rate: float | None = None,
+    warm_up: int | None = None,
     only: Collection[str] = (),
 ) -> Config:
     """The run's configuration: ``--large`` changes the defaults, explicit values win;
@@ -114,6 +117,7 @@ def configure(
         "subjects": subjects,
         "http_rate": http_rate,
         "lag_rate": lag_rate,
+        "warm_up": warm_up,
     }
     return replace(config, **{k: v for k, v in updates.items() if v is not None})
 
@@ -135,6 +139,7 @@ class Namespace:
 
     settings: Settings
     raw_topic: str
+    warm_up_topic: str
     admin_url: str
     database: str
 
@@ -157,12 +162,15 @@ async def create_namespace(base: Settings) -> Namespace:
             "intake_group": f"bench-{tag}-intake",
         }
     )
-    namespace = Namespace(settings, f"bench-{tag}.raw", base.database_url, database)
+    namespace = Namespace(
+        settings, f"bench-{tag}.raw", f"bench-{tag}.warmup", base.database_url, database
+    )
     await stack.ensure_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(namespace.raw_topic, settings.ledger_partitions, 1)])
+        scratch = (namespace.raw_topic, namespace.warm_up_topic)
+        await admin.create_topics([NewTopic(t, settings.ledger_partitions, 1) for t in scratch])
     finally:
         await admin.close()
     await apply(settings.database_url)
@@ -195,7 +203,10 @@ async def drop_namespace(namespace: Namespace) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
     await admin.start()
     try:
-        topics = [s.ledger_topic, s.intake_topic, s.dead_letter_topic, namespace.raw_topic]
+        topics = [
+            s.ledger_topic, s.intake_topic, s.dead_letter_topic, namespace.raw_topic,
+            namespace.warm_up_topic,
+        ]  # fmt: skip
         await admin.delete_topics(topics)
     finally:
         await admin.close()
@@ -288,6 +299,7 @@ class Run:
         self.cpu.start()
         try:
             await self.wal.start()
+            await step("warm-up", self.warm_up())
             for name in self.config.only:
                 if name in WITH_SERVICES and "intake" not in self.running():
                     await self.start_services()
@@ -339,13 +351,33 @@ class Run:
         self.m.replay_peak_rss_mb = done.peak_rss_mb
         say(f"replay: {_rate(self.m.replay)} events/s; equal to live: {report.equal}")
 
-    async def raw_limits(self) -> None:
-        n = min(self.config.events, self.config.raw_max)
-        say(f"raw: encoding {n:,} consent.given events")
+    async def sample(self, n: int) -> list[raw.Encoded]:
+        """``n`` consent.given events, encoded as the ledger topic carries them."""
         sample: list[raw.Encoded] = []
         for chunk in workload.event_chunks(0, n, self.config.subjects, 5000):
             sample.extend(raw.encoded(chunk))
             await asyncio.sleep(0)  # a signal's cancellation gets in between chunks
+        return sample
+
+    async def warm_up(self) -> None:
+        """Send records through the broker and read them back before measuring, so that its
+        start-up is not charged to the first measurement (:mod:`services.bench.warmup`)."""
+        if (n := self.config.warm_up) == 0:
+            return
+        say(f"warm-up: {n:,} records through the broker and back, not measured")
+        records = await self.sample(n)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        done = await warmup.warm_broker(self.s, self.ns.warm_up_topic, records)
+        self.m.warm_up = done
+        if (spent := self.cpu.between(started, loop.time(), done.records)) is not None:
+            self.m.cpu[cpu.Window.WARM_UP] = spent  # the broker's start-up, for the record
+        say(f"warm-up: done in {done.seconds:.1f} s")
+
+    async def raw_limits(self) -> None:
+        n = min(self.config.events, self.config.raw_max)
+        say(f"raw: encoding {n:,} consent.given events")
+        sample = await self.sample(n)
         say(f"raw: producing {n:,} records to {self.ns.raw_topic}")
         seconds, positions = await raw.produce(self.s.kafka_bootstrap, self.ns.raw_topic, sample)
         self.m.raw_producer = Count(n, seconds)
@@ -596,6 +628,7 @@ def main(config: Config) -> int:
         "wall_s": round(wall, 1),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "replay_processes": measured.replay_processes,
+        "broker_warm_up": None if measured.warm_up is None else asdict(measured.warm_up),
         "cpu_per_event": cpu.to_json(measured.cpu),
         "wal_per_event": wal.to_json(measured.wal),
         "intake_transactions": transactions.to_json(measured.transactions),

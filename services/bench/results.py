@@ -24,6 +24,7 @@ from services.bench.report import (
 )
 from services.bench.transactions import Grouping
 from services.bench.wal import WalCost
+from services.bench.warmup import WarmUp
 
 # The targets.
 E2E_MIN_EVENTS_S = 20_000.0
@@ -104,6 +105,7 @@ class Measured:
     wal: dict[Window, WalCost] = field(default_factory=dict)  # PostgreSQL's log, likewise
     #: How full intake's Kafka transactions were, by measurement (plan's names).
     transactions: dict[str, Grouping] = field(default_factory=dict)
+    warm_up: WarmUp | None = None  # the broker's, before the measurements (none with 0)
 
 
 def _equal(equal: bool | None) -> str:

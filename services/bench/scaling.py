@@ -32,6 +32,7 @@ class _Size(BaseModel):
     events: int
     subjects: int
     only: list[str]
+    warm_up: int = Field(default=0, description="Missing in files from before the warm-up.")
 
 
 class _Result(BaseModel):
@@ -129,6 +130,14 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
         raise CompareError(
             f"the runs made different measurements ({made}); what runs before a measurement "
             "changes its result, so make them all with the same --only"
+        )
+    warmed = {run.config.warm_up for run in [*smaller, larger]}
+    if len(warmed) != 1:
+        counts = " / ".join(f"{n:,}" for n in sorted(warmed))
+        raise CompareError(
+            f"the runs warmed the broker up with different numbers of records ({counts}); the "
+            "first measurement carries the broker's start-up without it, so give every run "
+            "the same --warm-up"
         )
     processes = {run.replay_processes for run in [*smaller, larger]}
     if len(processes) != 1:

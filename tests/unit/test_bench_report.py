@@ -278,6 +278,15 @@ def test_large_changes_the_defaults_and_explicit_sizes_win() -> None:
     assert configure(large=True, events=10).events == 10
 
 
+def test_the_broker_is_warmed_up_unless_told_not_to(capsys: pytest.CaptureFixture[str]) -> None:
+    assert configure().warm_up == 40_000
+    assert configure(large=True).warm_up == 40_000, "the same, so that the runs compare"
+    assert configure(warm_up=0).warm_up == 0
+    with pytest.raises(SystemExit):
+        cli_main(["bench", "--warm-up", "-1"])
+    assert "argument --warm-up: must be at least 0" in capsys.readouterr().err
+
+
 def test_the_feed_target_counts_the_slowest_withdrawal_and_any_missing_one() -> None:
     m = Measured(events=1, subjects=1)
     m.feed = Latencies(100, 120.0, 400.0, 450.0)

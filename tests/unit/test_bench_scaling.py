@@ -30,6 +30,7 @@ def result_file(
     wal_bytes: float | None = None,
     started_at: str = "2026-11-26T06:00:00+00:00",
     wall_s: float | None = None,
+    warm_up: int | None = 40_000,
 ) -> Path:
     """A file as the bench writes it, every scaled path at ``events / seconds`` events/s (and,
     if given, at ``cpu_us`` of the machine's CPU per event)."""
@@ -41,6 +42,8 @@ def result_file(
         "config": {"events": events, "subjects": subjects, "only": list(only)},
         "replay_processes": replay_processes,
     }
+    if warm_up is not None:  # None: a file from before the warm-up
+        meta["config"]["warm_up"] = warm_up
     if wall_s is not None:
         meta["wall_s"] = wall_s
     if cpu_us is not None:
@@ -208,6 +211,18 @@ def test_the_replays_must_have_run_in_as_many_processes(tmp_path: Path) -> None:
     del older["replay_processes"]  # written before replays ran in several processes: in one
     (tmp_path / "old.json").write_bytes(orjson.dumps(older))
     assert load(tmp_path / "old.json").replay_processes == 1
+
+
+def test_the_runs_must_have_warmed_the_broker_up_alike(tmp_path: Path) -> None:
+    large = load(result_file(tmp_path, "l.json", 5_000_000, 1_000_000, 2_500.0))
+    cold = load(result_file(tmp_path, "cold.json", 30_000, 6_000, 15.0, warm_up=0))
+    with pytest.raises(CompareError, match=r"different numbers of records \(0 / 40,000\); the"):
+        compare([cold], large)
+    older = load(result_file(tmp_path, "old.json", 30_000, 6_000, 15.0, warm_up=None))
+    assert older.config.warm_up == 0, "a file from before the warm-up had none"
+    with pytest.raises(CompareError, match="give every run the same --warm-up"):
+        compare([older], large)
+    assert compare([load(result_file(tmp_path, "warm.json", 30_000, 6_000, 15.0))], large)
 
 
 def test_it_says_when_the_smaller_runs_were_made_around_the_larger_one(tmp_path: Path) -> None:
