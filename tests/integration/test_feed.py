@@ -530,7 +530,12 @@ async def test_the_audience_reads_a_partition_added_while_it_runs(settings: Sett
 
             await eventually(lambda: has("p-old"))
             await admin.create_partitions({topic: NewPartitions(total_count=first + 1)})
-            await producer.client.force_metadata_update()
+
+            async def producer_knows_it() -> bool:  # the broker learns of it a moment later
+                await producer.client.force_metadata_update()
+                return first in (producer.client.cluster.partitions_for_topic(topic) or set())
+
+            await eventually(producer_knows_it)
             await producer.send_and_wait(topic, entry("p-new"), key=b"p-new", partition=first)
             await producer.send_and_wait(topic, entry("p-later"), key=b"p-later", partition=0)
             await eventually(lambda: has("p-old", "p-new", "p-later"))
