@@ -16,11 +16,13 @@ from services.bench.cpu import Window
 from services.bench.report import Row, Target, at_most, number, under_load
 from services.bench.results import LARGE_EVENTS
 
-#: The rows whose runs handle ``events`` events, so their cost per event can grow with size,
-#: each with the name of its CPU reading (:mod:`services.bench.cpu`).
+#: The rows whose cost per event can grow with the ledger's size, each with the name of its
+#: CPU reading (:mod:`services.bench.cpu`): the runs that handle ``events`` events, and the
+#: single-event capacity (a request is one event), which runs against the ledger they left.
 SCALED = (
     ("intake", "Kafka intake topic -> ledger", Window.KAFKA_INTAKE),
     ("intake", "HTTP batches -> ledger", Window.HTTP_BATCHES),
+    ("intake", "HTTP single event, capacity", Window.CAPACITY),
     ("projection", "pre-filled ledger -> PostgreSQL", Window.PROJECTION),
     ("end to end", "HTTP batches -> rows visible in PostgreSQL", Window.END_TO_END),
     ("replay", "full rebuild from offset 0 (consent-ledger replay)", Window.REPLAY),

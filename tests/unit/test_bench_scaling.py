@@ -36,7 +36,7 @@ def result_file(
     if given, at ``cpu_us`` of the machine's CPU per event)."""
     m = Measured(events, subjects)
     done = Count(events, seconds)
-    m.kafka_intake = m.http_batch = m.projection = m.end_to_end = m.replay = done
+    m.kafka_intake = m.http_batch = m.capacity = m.projection = m.end_to_end = m.replay = done
     meta: dict[str, Any] = {
         "started_at": started_at,
         "config": {"events": events, "subjects": subjects, "only": list(only)},
