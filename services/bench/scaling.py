@@ -34,7 +34,6 @@ class _Size(BaseModel):
     events: int
     subjects: int
     only: list[str]
-    warm_up: int = Field(default=0, description="Missing in files from before the warm-up.")
 
 
 class _Result(BaseModel):
@@ -52,6 +51,10 @@ class _Wal(BaseModel):
     bytes_per_event: float
 
 
+class _WarmUp(BaseModel):
+    records: int
+
+
 class BenchFile(BaseModel):
     """The parts of a result file that the comparison reads."""
 
@@ -66,8 +69,17 @@ class BenchFile(BaseModel):
     wal_per_event: dict[str, _Wal] = Field(
         default_factory=dict, description="Missing in files from before the bench read the log."
     )
+    broker_warm_up: _WarmUp | None = Field(
+        default=None, description="Missing when the warm-up failed or was not asked for."
+    )
     started_at: datetime | None = None
     wall_s: float | None = None
+
+    @property
+    def warmed_up(self) -> int:
+        """The records the warm-up sent through the broker: what it did, not what it was
+        asked to do (a warm-up that failed leaves the broker cold)."""
+        return 0 if self.broker_warm_up is None else self.broker_warm_up.records
 
     @property
     def span(self) -> tuple[datetime, datetime] | None:
@@ -133,13 +145,13 @@ def compare(smaller: Sequence[BenchFile], larger: BenchFile) -> list[Row]:
             f"the runs made different measurements ({made}); what runs before a measurement "
             "changes its result, so make them all with the same --only"
         )
-    warmed = {run.config.warm_up for run in [*smaller, larger]}
+    warmed = {run.warmed_up for run in [*smaller, larger]}
     if len(warmed) != 1:
         counts = " / ".join(f"{n:,}" for n in sorted(warmed))
         raise CompareError(
             f"the runs warmed the broker up with different numbers of records ({counts}); the "
             "first measurement carries the broker's start-up without it, so give every run "
-            "the same --warm-up"
+            "the same --warm-up (a warm-up that failed counts as none: see the run's log)"
         )
     processes = {run.replay_processes for run in [*smaller, larger]}
     if len(processes) != 1:

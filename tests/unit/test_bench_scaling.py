@@ -31,6 +31,7 @@ def result_file(
     started_at: str = "2026-11-26T06:00:00+00:00",
     wall_s: float | None = None,
     warm_up: int | None = 40_000,
+    warmed: bool = True,
 ) -> Path:
     """A file as the bench writes it, every scaled path at ``events / seconds`` events/s (and,
     if given, at ``cpu_us`` of the machine's CPU per event)."""
@@ -44,6 +45,10 @@ def result_file(
     }
     if warm_up is not None:  # None: a file from before the warm-up
         meta["config"]["warm_up"] = warm_up
+        # What the run did: null when the warm-up failed or was not asked for.
+        meta["broker_warm_up"] = (
+            {"records": warm_up, "seconds": 3.0} if warm_up and warmed else None
+        )
     if wall_s is not None:
         meta["wall_s"] = wall_s
     if cpu_us is not None:
@@ -219,9 +224,13 @@ def test_the_runs_must_have_warmed_the_broker_up_alike(tmp_path: Path) -> None:
     with pytest.raises(CompareError, match=r"different numbers of records \(0 / 40,000\); the"):
         compare([cold], large)
     older = load(result_file(tmp_path, "old.json", 30_000, 6_000, 15.0, warm_up=None))
-    assert older.config.warm_up == 0, "a file from before the warm-up had none"
+    assert older.warmed_up == 0, "a file from before the warm-up had none"
     with pytest.raises(CompareError, match="give every run the same --warm-up"):
         compare([older], large)
+    failed = load(result_file(tmp_path, "failed.json", 30_000, 6_000, 15.0, warmed=False))
+    assert failed.warmed_up == 0, "asked for 40,000 records, but the warm-up failed"
+    with pytest.raises(CompareError, match=r"\(0 / 40,000\).*a warm-up that failed counts"):
+        compare([failed], large)
     assert compare([load(result_file(tmp_path, "warm.json", 30_000, 6_000, 15.0))], large)
 
 
