@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from services.bench import workload
-from services.bench.pipeline import intake_client
+from services.bench.pipeline import feed_queued, intake_client
 from services.config import Settings
 
 PURPOSE = "newsletter"
@@ -49,7 +49,7 @@ async def drained(conn: asyncpg.Connection[Any], timeout_s: float) -> bool:
     """Wait until the feed publisher has published everything queued before the phase."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while await conn.fetchval("SELECT count(*) FROM feed_outbox"):
+    while await feed_queued(conn):
         if loop.time() > deadline:
             return False
         await asyncio.sleep(0.2)

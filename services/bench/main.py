@@ -304,7 +304,7 @@ class Run:
                 if name in WITH_SERVICES:
                     if "intake" not in self.running():
                         await self.start_services()
-                    await self.feed_idle()
+                    await self.settle()
                 self.cpu.now()  # so that the services just started are read from here on
                 before = await self.intake_totals()
                 await step(name, steps[name]())
@@ -333,20 +333,6 @@ class Run:
         say("starting intake and the feed publisher")
         self.children.append(await children.start("intake", self.s))
         self.children.append(children.start_worker("feed", self.s))
-
-    async def feed_idle(self) -> None:
-        """Let the feed publisher publish what earlier steps queued (the projection's
-        outbox holds an entry per subject it changed, a million with ``--large``), so that the
-        next measurement is not charged for publishing it."""
-        queued = await self.conn.fetchval("SELECT count(*) FROM feed_outbox")
-        if not queued:
-            return
-        say(f"feed: waiting until the publisher has published {queued:,} queued entries")
-        started = time.monotonic()
-        if await feed_latency.drained(self.conn, self.config.timeout_s):
-            say(f"feed: published after {time.monotonic() - started:.1f} s")
-        else:
-            say(f"feed: still publishing after {self.config.timeout_s:.0f} s; going on")
 
     async def replay(self) -> None:
         from services.replay.report import ReplayReport
@@ -458,7 +444,6 @@ class Run:
             pipeline.Timed(len(load.accepted), load.last_done - load.started, 0, load.started),
         )
         say(f"intake: capacity {_rate(self.m.capacity)} req/s")
-        await self.settle()
 
     async def http_open_loop(self) -> None:
         c = self.config
@@ -470,12 +455,14 @@ class Run:
         lat = self.m.single.latencies
         if lat is not None:
             say(f"intake: p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms")
-        await self.settle()
 
     async def settle(self) -> None:
-        """Let intake and projector go quiet, so the next measurement starts from an idle
-        pipeline (the server may still hold requests the client gave up on)."""
-        say("waiting until intake and projector are idle")
+        """Let intake, projector and feed publisher go quiet before a measurement with the
+        services, so that it is not charged for what earlier steps left behind
+        (:func:`pipeline.quiesce`)."""
+        queued = await pipeline.feed_queued(self.conn)
+        backlog = f" ({queued:,} feed entries queued)" if queued else ""
+        say(f"waiting until intake, projector and feed publisher are idle{backlog}")
         started = time.monotonic()
         if await pipeline.quiesce(self.conn, self.s, self.config.timeout_s):
             say(f"idle after {time.monotonic() - started:.1f} s")
@@ -511,7 +498,6 @@ class Run:
         lat = self.m.lag.latencies
         if lat is not None:
             say(f"end to end: lag p50 {lat.p50_ms:.0f} ms, p99 {lat.p99_ms:.0f} ms")
-        await self.settle()
 
     async def kafka_intake(self) -> None:
         c = self.config

@@ -105,8 +105,10 @@ async def wait_projected(
 async def quiesce(
     conn: asyncpg.Connection[Any], settings: Settings, timeout_s: float, quiet_s: float = 1.0
 ) -> bool:
-    """Wait until neither the ledger topic's end nor the projection has moved for ``quiet_s``:
-    requests a client gave up on may still be in intake, and must not spill into the next
+    """Wait until neither the ledger topic's end nor the projection has moved for ``quiet_s``
+    and the feed outbox is empty: requests a client gave up on may still be in intake, and
+    the feed publisher may still be publishing what earlier steps queued (an entry per subject
+    the projection changed, a million with ``--large``); neither must be charged to the next
     measurement. False when that did not happen within ``timeout_s``."""
     topic = settings.ledger_topic
     partitions = [TopicPartition(topic, p) for p in range(settings.ledger_partitions)]
@@ -122,12 +124,17 @@ async def quiesce(
             now = (ledger_end, sum((await progress(conn, topic)).values()))
             if now != last:
                 last, since = now, loop.time()
-            elif loop.time() - since >= quiet_s:
+            elif loop.time() - since >= quiet_s and not await feed_queued(conn):
                 return True
             await asyncio.sleep(0.2)
         return False
     finally:
         await consumer.stop()
+
+
+async def feed_queued(conn: asyncpg.Connection[Any]) -> int:
+    """Entries the feed publisher has still to publish."""
+    return int(await conn.fetchval("SELECT count(*) FROM feed_outbox"))
 
 
 async def prefill(

@@ -1,4 +1,5 @@
-"""The bench waits for the feed publisher's backlog before a measurement with the services."""
+"""Before a measurement with the services, the bench waits until the pipeline is idle, the feed
+publisher's backlog included."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ async def test_a_measurement_starts_once_the_feed_has_published_the_backlog(
     assert await pool.fetchval("SELECT count(*) FROM feed_outbox") == 50
     conn = await asyncpg.connect(settings.database_url)
     run = Run(configure(), Namespace(settings, "-", "-", settings.database_url, "-"), conn)
-    waiting = asyncio.create_task(run.feed_idle())
+    waiting = asyncio.create_task(run.settle())
     try:
         await asyncio.sleep(1.0)
         assert not waiting.done(), "no publisher runs, so the backlog is still there"
