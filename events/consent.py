@@ -7,8 +7,12 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, Field
 
-from events.envelope import Envelope, PurposeId, Strict, Submission, UtcDatetime
+from events.envelope import Envelope, PurposeId, Source, Strict, Submission, UtcDatetime
 from events.types import Channel, Language, LegalBasis, NoticeVersion
+
+#: The source of the objection the ledger adds for every other subject holding an address when
+#: the address's person objects or is erased (services/privacy/suppression.py).
+SUPPRESSION_SOURCE = Source(system="consent-ledger", actor="address-suppression")
 
 CollectionMethod = Literal["web_form", "checkbox", "double_opt_in", "paper", "phone", "crm_import"]
 

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
+from projections.db import Conn
 from projections.rows import state_from_row
 from projections.state import SubjectState
 from projections.store import LOAD_SUBJECTS
@@ -31,7 +32,7 @@ async def read_history(pool: asyncpg.Pool[Any], subject_id: str) -> list[dict[st
 
 
 async def read_requests(
-    pool: asyncpg.Pool[Any],
+    pool: asyncpg.Pool[Any] | Conn,
     *,
     request_ids: list[UUID] | None = None,
     subject_id: str | None = None,

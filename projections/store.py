@@ -16,7 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from events.catalog import AnyEvent, purpose_of
-from events.consent import ObjectionReceived
+from events.consent import SUPPRESSION_SOURCE, ObjectionReceived
 from events.requests import RecipientNotified
 from events.subject import Erased
 from projections.chain import extend_chain
@@ -122,12 +122,15 @@ UPDATE subject_keys AS k SET wrapped = NULL, shredded_at = now(), shredded_by = 
 FROM unnest($1::text[], $2::int[], $3::uuid[]) AS e(subject_id, through, event_id)
 WHERE k.subject_id = e.subject_id AND k.generation <= e.through AND k.wrapped IS NOT NULL
 """
-#: The suppression list: the identity-index rows of an erased or objecting person are marked
-#: (an erasure outranks an objection); they stay after erasure. See services/privacy/identity.py.
+#: The suppression list: every address an erased or objecting person holds is marked (an
+#: erasure outranks an objection); the marks stay after erasure. Intake marks them before it
+#: appends; this marks them again for events that reached the log another way.
+#: See services/privacy/suppression.py.
 _SUPPRESS = """
 UPDATE identities AS i SET suppressed_at = now(), suppression = e.why, suppressed_by = e.event_id
 FROM unnest($1::text[], $2::text[], $3::uuid[]) AS e(subject_id, why, event_id)
-WHERE i.subject_id = e.subject_id
+JOIN address_holders AS h ON h.subject_id = e.subject_id
+WHERE i.email_key = h.email_key
   AND (i.suppression IS NULL OR (i.suppression = 'objected' AND e.why = 'erased'))
 """
 #: A webhook change that was never delivered may hold an erased person's address: it goes.
@@ -255,7 +258,7 @@ class SubscriberStore:
         suppress = {
             r.event.subject_id: ("erased" if isinstance(r.event, Erased) else "objected", r.event)
             for r in sorted(records, key=lambda r: isinstance(r.event, Erased))
-            if isinstance(r.event, Erased | ObjectionReceived)
+            if isinstance(r.event, Erased | ObjectionReceived) and not _derived(r.event)
         }
         if suppress:
             await conn.execute(
@@ -273,6 +276,12 @@ class SubscriberStore:
                 [e.event_id for e in erased],
             )
             await conn.execute(_FORGET_UNDELIVERED, [e.subject_id for e in erased])
+
+
+def _derived(event: AnyEvent) -> bool:
+    """An objection the ledger added because another subject's address was suppressed: it
+    stops this subject's mail, but suppresses none of its other addresses."""
+    return event.source == SUPPRESSION_SOURCE
 
 
 def mirror_columns(records: Sequence[LedgerRecord]) -> list[list[Any]]:

@@ -131,7 +131,9 @@ def projected_suppressions_router(pool: asyncpg.Pool[Any], guard: Guard) -> APIR
         after: After = None, limit: Limit = None, format: FormatQuery = "ndjson"
     ) -> StreamingResponse:
         """One line per reason: a withdrawal or objection (with its purpose), a restriction,
-        an erasure (no purpose). By subject id only; ordered by subject_id."""
+        an erasure that no new consent followed (no purpose). By subject id only; ordered by
+        subject_id. A line never names a subject and purpose that a mailing list names: a
+        line with a purpose blocks that purpose, one without blocks them all."""
 
         def fetch(conn: Any, cursor: str | None, size: int) -> Any:
             return conn.fetch(_SUPPRESSED, cursor, size)
@@ -170,7 +172,9 @@ def _suppressions(row: asyncpg.Record) -> list[ProjectedSuppression]:
         out.append(ProjectedSuppression(
             subject_id=subject, reason="restriction", purpose=None, since=row["restricted_since"]
         ))  # fmt: skip
-    if row["erased_at"] is not None:
+    if row["erased_at"] is not None and not any(
+        p["eligible"] for p in row["purposes"].values()
+    ):  # an erasure followed by a new explicit consent suppresses no more
         out.append(ProjectedSuppression(
             subject_id=subject, reason="erasure", purpose=None, since=row["erased_at"]
         ))  # fmt: skip

@@ -16,6 +16,8 @@ from uuid import UUID
 
 import asyncpg
 
+from projections.db import Conn
+
 #: How long a claim protects a request in flight before a retry may take it over.
 CLAIM_LEASE_S = 60.0
 
@@ -44,32 +46,33 @@ class IdempotencyStore:
         self._pool = pool
 
     async def claim(
-        self, key: str, digest: bytes, event_ids: list[UUID], recorded_at: datetime
+        self, key: str, digest: bytes, event_ids: list[UUID], recorded_at: datetime, conn: Conn
     ) -> Claim:
+        """Claim the key on ``conn``, inside the caller's transaction: if the caller rolls back
+        (the request is refused), no claim is left behind."""
         plan = {"event_ids": [str(i) for i in event_ids], "recorded_at": recorded_at.isoformat()}
-        async with self._pool.acquire() as conn:
-            inserted = await conn.fetchval(
-                "INSERT INTO intake_requests (idempotency_key, request_hash, status, response)"
-                " VALUES ($1, $2, 'pending', $3) ON CONFLICT DO NOTHING RETURNING 1",
-                key,
-                digest,
-                plan,
-            )
-            if inserted:
-                return Claim("new", event_ids, recorded_at)
-            row = await conn.fetchrow(
-                "UPDATE intake_requests SET claimed_at = now()"
-                " WHERE idempotency_key = $1 AND status = 'pending' AND request_hash = $2"
-                "   AND claimed_at < now() - make_interval(secs => $3)"
-                " RETURNING status, request_hash, response, true AS taken",
-                key,
-                digest,
-                CLAIM_LEASE_S,
-            ) or await conn.fetchrow(
-                "SELECT status, request_hash, response, false AS taken FROM intake_requests"
-                " WHERE idempotency_key = $1",
-                key,
-            )
+        inserted = await conn.fetchval(
+            "INSERT INTO intake_requests (idempotency_key, request_hash, status, response)"
+            " VALUES ($1, $2, 'pending', $3) ON CONFLICT DO NOTHING RETURNING 1",
+            key,
+            digest,
+            plan,
+        )
+        if inserted:
+            return Claim("new", event_ids, recorded_at)
+        row = await conn.fetchrow(
+            "UPDATE intake_requests SET claimed_at = now()"
+            " WHERE idempotency_key = $1 AND status = 'pending' AND request_hash = $2"
+            "   AND claimed_at < now() - make_interval(secs => $3)"
+            " RETURNING status, request_hash, response, true AS taken",
+            key,
+            digest,
+            CLAIM_LEASE_S,
+        ) or await conn.fetchrow(
+            "SELECT status, request_hash, response, false AS taken FROM intake_requests"
+            " WHERE idempotency_key = $1",
+            key,
+        )
         if row is None:  # released between our statements: let the caller try again
             return Claim("in_progress", [])
         if bytes(row["request_hash"]) != digest:

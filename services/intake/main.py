@@ -13,6 +13,7 @@ from services.access.http import Guard, tokens_router
 from services.access.tokens import TokenStore
 from services.app import service_app
 from services.config import Settings
+from services.intake.admission import Admission
 from services.intake.http import (
     BodyLimit,
     count_rejections,
@@ -20,7 +21,7 @@ from services.intake.http import (
     intake_router,
 )
 from services.intake.idempotency import IdempotencyStore
-from services.intake.policy import LedgerPolicy, request_lookup
+from services.intake.policy import LedgerPolicy
 from services.intake.rights import rights_router
 from services.intake.service import IntakeService
 from services.intake.topic_intake import TopicIntake, Translator
@@ -48,12 +49,11 @@ def create_app(settings: Settings) -> FastAPI:
     pool = create_pool(settings.database_url)
     appender = service_appender(settings, transactional_id(settings))
     register = load_register(settings.register_file)
-    policy = LedgerPolicy(register, request_lookup(pool))
     secrets = load_secrets(settings)
     keys = KeyStore(pool, secrets.master)
-    identities = IdentityIndex(pool, secrets.identity)
+    admission = Admission(pool, LedgerPolicy(register), IdentityIndex(secrets.identity))
     service = IntakeService(
-        appender, IdempotencyStore(pool), policy, settings.ledger_topic, keys, identities
+        appender, IdempotencyStore(pool), admission, settings.ledger_topic, keys
     )
     call = intake_call(service)
     tokens = TokenStore(pool)
@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         readiness=Readiness(settings.kafka_options(), pool),
         components=[
             appender,
-            TopicIntake(settings, appender, Translator(settings, policy, identities, keys)),
+            TopicIntake(settings, appender, Translator(settings, admission, keys)),
         ],
         routers=[
             intake_router(call, guard),

@@ -13,6 +13,7 @@ from uuid import UUID
 from events.catalog import EVENT_TYPES, AnyEvent, AnySubmission
 from events.codec import encode
 from events.ids import uuid7
+from events.requests import RecipientNotifiedIn
 from events.sealing import DataKey, seal_event
 from events.subject import Erased
 from services.intake.policy import Draft
@@ -55,16 +56,18 @@ def to_records(events: Sequence[AnyEvent], topic: str) -> list[OutRecord]:
 def materialize(
     drafts: Sequence[Draft], event_ids: Sequence[UUID], recorded_at: datetime
 ) -> list[AnyEvent]:
-    """Events for prepared drafts, with the given ids; a notice points at its cause's id."""
+    """Events for prepared drafts, with the given ids; an event the ledger added names its
+    cause's id, and an Art. 19 notice, dated when it is recorded, says what it is about."""
     events = []
     for draft, event_id in zip(drafts, event_ids, strict=True):
         submission = draft.submission
-        if draft.about is not None:
-            cause = event_ids[draft.about]
-            data = submission.data.model_copy(update={"about_event_id": cause})
-            submission = submission.model_copy(
-                update={"data": data, "causation_id": cause, "occurred_at": recorded_at}
-            )
+        if draft.cause is not None:
+            cause = event_ids[draft.cause]
+            update: dict[str, object] = {"causation_id": cause}
+            if isinstance(submission, RecipientNotifiedIn):
+                data = submission.data.model_copy(update={"about_event_id": cause})
+                update |= {"data": data, "occurred_at": recorded_at}
+            submission = submission.model_copy(update=update)
         events.append(record_event(submission, event_id, recorded_at))
     return events
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 
 from events.catalog import AnyEvent, AnySubmission
-from events.ids import uuid7
+from projections.db import Conn
+from services.intake.admission import Admission, Reserve, fresh_ids
 from services.intake.idempotency import IdempotencyStore, request_hash
-from services.intake.policy import LedgerPolicy, PolicyError
-from services.intake.recording import erasures, materialize, seal_all, to_records
+from services.intake.policy import Decision, PolicyError
+from services.intake.recording import erasures, seal_all, to_records
 from services.messaging.appender import Appender, Receipt
 from services.metrics import EVENTS_ACCEPTED
-from services.privacy.identity import IdentityIndex
 from services.privacy.keystore import KeyStore
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,14 @@ def _fingerprint(submissions: Sequence[AnySubmission]) -> bytes:
     return request_hash(orjson.dumps([s.model_dump(mode="json") for s in submissions]))
 
 
+class _Replayed(Exception):  # noqa: N818 - control flow, not an error
+    """The idempotency key was answered before: the stored answer, to give again."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        super().__init__("replayed")
+        self.response = response
+
+
 class IntakeService:
     """Appends submissions to the ledger, once per idempotency key."""
 
@@ -63,16 +72,14 @@ class IntakeService:
         self,
         appender: Appender,
         keys: IdempotencyStore,
-        policy: LedgerPolicy,
+        admission: Admission,
         ledger_topic: str,
         data_keys: KeyStore,
-        identities: IdentityIndex,
     ) -> None:
-        self._identities = identities
         self._appender = appender
         self._keys = keys
+        self._admission = admission
         self._data_keys = data_keys
-        self._policy = policy
         self._topic = ledger_topic
 
     async def submit(
@@ -81,9 +88,11 @@ class IntakeService:
         """Append all submissions (and the events they bring) or none; answer only after the
         broker acknowledged them."""
         digest = _fingerprint(submissions) if idempotency_key is not None else b""
+        reserve = fresh_ids if idempotency_key is None else self._claim(idempotency_key, digest)
         try:
-            named = await self._identities.resolve(submissions)
-            drafts = await self._policy.prepare(named)
+            admitted = await self._admission.admit(submissions, whole=True, reserve=reserve)
+        except _Replayed as replayed:
+            return Accepted(replayed.response, replayed=True)
         except PolicyError:
             # A retry of a request that succeeded may no longer pass (the request it answered
             # is answered now): give the stored answer rather than an error.
@@ -91,27 +100,12 @@ class IntakeService:
             if done is None:
                 raise
             return Accepted(done, replayed=True)
-        event_ids = [uuid7() for _ in drafts]
-        recorded_at = datetime.now(UTC)
-        if idempotency_key is not None:
-            claim = await self._keys.claim(idempotency_key, digest, event_ids, recorded_at)
-            if claim.outcome == "replay":
-                assert claim.response is not None
-                return Accepted(claim.response, replayed=True)
-            if claim.outcome == "mismatch":
-                raise IdempotencyConflictError(
-                    422, "Idempotency-Key was already used for a different request body"
-                )
-            if claim.outcome == "in_progress":
-                raise IdempotencyConflictError(
-                    409, "a request with this Idempotency-Key is still in progress; retry later"
-                )
-            event_ids, recorded_at = claim.event_ids, claim.recorded_at or recorded_at
-        events = materialize(drafts, event_ids, recorded_at)
+        events = admitted.events
         try:
             sealed = seal_all(events, await self._data_keys.current(e.subject_id for e in events))
             receipts = await self._appender.append(to_records(sealed, self._topic))
         except BaseException:
+            await self._admission.withdraw(admitted)
             if idempotency_key is not None:
                 await self._keys.release(idempotency_key)
             raise
@@ -132,3 +126,27 @@ class IntakeService:
             },
         )
         return Accepted(body, replayed=False)
+
+    def _claim(self, key: str, digest: bytes) -> Reserve:
+        """Claim the idempotency key inside admission's transaction: its event ids are the ones
+        a takeover of an unfinished request must reuse."""
+
+        async def reserve(conn: Conn, decision: Decision) -> tuple[list[UUID], datetime]:
+            ids, recorded_at = await fresh_ids(conn, decision)
+            claim = await self._keys.claim(key, digest, ids, recorded_at, conn)
+            if claim.outcome == "replay":
+                assert claim.response is not None
+                raise _Replayed(claim.response)
+            if claim.outcome == "mismatch":
+                raise IdempotencyConflictError(
+                    422, "Idempotency-Key was already used for a different request body"
+                )
+            if claim.outcome == "in_progress":
+                raise IdempotencyConflictError(
+                    409, "a request with this Idempotency-Key is still in progress; retry later"
+                )
+            if len(claim.event_ids) != len(ids):  # the batch now brings other derived events
+                return ids, recorded_at
+            return claim.event_ids, claim.recorded_at or recorded_at
+
+        return reserve

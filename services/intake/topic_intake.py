@@ -1,11 +1,11 @@
 """The Kafka intake topic: producers that prefer Kafka write submissions here.
 
-Each input record is named, checked and sealed as an HTTP submission is. Each input batch
-becomes one Kafka transaction holding the valid events (to the ledger), the
-invalid records (to the dead-letter topic, with the origin and the reason in headers) and the
-consumer group's new input offsets. So every input record is handled exactly once, and a
-poison record never stops intake. A transient failure rewinds to the last committed input
-position and retries with backoff: nothing is skipped.
+Each input batch is admitted and sealed as an HTTP batch is (services/intake/admission.py),
+except that a refused record is refused alone. Each input batch becomes one Kafka transaction
+holding the valid events (to the ledger), the invalid records (to the dead-letter topic, with the
+origin and the reason in headers) and the consumer group's new input offsets. So every input
+record is handled exactly once, and a poison record never stops intake. A transient failure
+rewinds to the last committed input position and retries with backoff: nothing is skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from uuid import UUID
 
 import orjson
@@ -23,16 +22,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from pydantic import ValidationError
 
 from events.catalog import SUBMISSION_ADAPTER, AnyEvent, AnySubmission
-from events.ids import uuid7
 from services.config import Settings
 from services.errors import describe
-from services.intake.policy import LedgerPolicy, PolicyError
-from services.intake.recording import erasures, materialize, seal_all, to_records
+from services.intake.admission import Admission, Admitted
+from services.intake.recording import erasures, seal_all, to_records
 from services.messaging.appender import Appender, AppendError, ConsumedOffsets, OutRecord
 from services.messaging.dead_letters import dead_letter
 from services.messaging.unreachable import failure_reason
 from services.metrics import DEAD_LETTERS, EVENTS_ACCEPTED, EVENTS_REJECTED
-from services.privacy.identity import IdentityIndex
 from services.privacy.keystore import KeyStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +44,7 @@ class Translation:
     records: list[OutRecord]
     outcomes: list[tuple[str, str | None]]  # (event type, rejection reason or None)
     erasures: list[tuple[str, int, UUID]]  # the data keys the batch's erasures destroy
+    admitted: Admitted | None = None  # what admission committed, if any item was valid
 
     def count(self) -> None:
         """Update the metrics, once the output is committed."""
@@ -60,13 +58,11 @@ class Translation:
 
 @dataclass(frozen=True, slots=True)
 class Translator:
-    """Turns input batches into ledger records exactly as HTTP intake does: people named by
-    the identity index, the policy applied, personal sections sealed under the subjects' data
-    keys. Only the answer differs: a refused record goes to the dead-letter topic."""
+    """Turns input batches into ledger records through the same admission as HTTP intake;
+    only the answer differs: each refused record goes to the dead-letter topic alone."""
 
     settings: Settings
-    policy: LedgerPolicy
-    identities: IdentityIndex
+    admission: Admission
     keys: KeyStore
 
     async def translate(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Translation:
@@ -84,25 +80,22 @@ class Translator:
                 refused[index] = self._dead(record, reason, _text(errors))
                 outcomes[index] = (_type_of(record.value), reason)
         order = list(submissions)
-        named, problems = await self.identities.name([submissions[i] for i in order])
-        for problem in problems:
-            index = order[problem.item]
-            refused[index] = self._dead(records[index], "policy", _text([problem.as_json()]))
-            outcomes[index] = (submissions[index].type, "policy")
-        recorded_at = datetime.now(UTC)
+        admitted = (
+            await self.admission.admit([submissions[i] for i in order], whole=False)
+            if order
+            else None
+        )
         events: dict[int, list[AnyEvent]] = {}
-        for index, submission in zip(order, named, strict=True):
-            if index in refused:
-                continue
-            try:
-                drafts = await self.policy.prepare([submission])
-            except PolicyError as exc:
-                detail = _text([p.as_json() for p in exc.problems])
+        for item, index in enumerate(order):
+            assert admitted is not None
+            problems = admitted.decision.refusals(item)
+            outcomes[index] = (submissions[index].type, "policy" if problems else None)
+            if problems:
+                detail = _text([p.as_json() for p in problems])
                 refused[index] = self._dead(records[index], "policy", detail)
-                outcomes[index] = (submission.type, "policy")
-                continue
-            events[index] = materialize(drafts, [uuid7() for _ in drafts], recorded_at)
-            outcomes[index] = (submission.type, None)
+            else:
+                span = admitted.decision.spans[item]
+                events[index] = admitted.events[span.start : span.stop]
         subjects = {e.subject_id for batch in events.values() for e in batch}
         current = await self.keys.current(subjects)
         sealed = {index: seal_all(batch, current) for index, batch in events.items()}
@@ -113,7 +106,7 @@ class Translator:
             else:
                 out.extend(to_records(sealed[index], self.settings.ledger_topic))
         destroyed = [e for batch in sealed.values() for e in erasures(batch)]
-        return Translation(out, [outcomes[i] for i in range(len(records))], destroyed)
+        return Translation(out, [outcomes[i] for i in range(len(records))], destroyed, admitted)
 
     def _dead(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> OutRecord:
         return dead_letter(record, self.settings.dead_letter_topic, reason, detail)
@@ -191,6 +184,8 @@ class TopicIntake:
                 )
             except AppendError as exc:
                 log.warning("intake batch not appended; rewinding", extra={"error": str(exc)})
+                if translation.admitted is not None:
+                    await self._translator.admission.withdraw(translation.admitted)
                 for tp, part in batches.items():
                     consumer.seek(tp, part[0].offset)
                 await asyncio.sleep(backoff)

@@ -22,8 +22,9 @@ from datetime import datetime
 from events.register import load_register
 from projections.db import create_pool
 from services.config import Settings
+from services.intake.admission import Admission
 from services.intake.idempotency import IdempotencyStore
-from services.intake.policy import LedgerPolicy, request_lookup
+from services.intake.policy import LedgerPolicy
 from services.intake.service import IntakeService
 from services.messaging.appender import service_appender
 from services.privacy.identity import IdentityIndex
@@ -49,15 +50,13 @@ async def retention_job(settings: Settings) -> AsyncIterator[RetentionJob]:
     register = load_register(settings.register_file)
     pool = await create_pool(settings.database_url)
     appender = service_appender(settings, transactional_id())
-    policy = LedgerPolicy(register, request_lookup(pool))
     secrets = load_secrets(settings)
     service = IntakeService(
         appender,
         IdempotencyStore(pool),
-        policy,
+        Admission(pool, LedgerPolicy(register), IdentityIndex(secrets.identity)),
         settings.ledger_topic,
         KeyStore(pool, secrets.master),
-        IdentityIndex(pool, secrets.identity),
     )
     await appender.start()
     try:

@@ -1,0 +1,90 @@
+"""Admission: the one step from submissions to the events to append, for every writer (HTTP
+single and batch, the Kafka intake topic, rights requests, the retention job).
+
+One PostgreSQL transaction per batch locks and reads what the ledger has committed about the
+batch's addresses and rights requests, decides (purely, :class:`LedgerPolicy`), reserves the
+event ids, and writes what the accepted items add (new addresses, their holders, suppressions,
+each naming its event id), then commits *before* the events are appended. So a batch that
+follows another one touching the same address sees its suppression even while the projector
+lags, and a refused batch rolls back, leaving nothing behind. If the append then fails, the
+caller takes the suppressions back (:meth:`IdentityIndex.unmark`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from events.catalog import AnyEvent, AnySubmission
+from events.ids import uuid7
+from projections.db import Conn
+from services.intake.policy import Decision, LedgerPolicy, PolicyError, known_requests
+from services.intake.recording import materialize
+from services.privacy.identity import IdentityIndex
+
+#: Two batches that lock overlapping addresses in different rounds can deadlock; PostgreSQL
+#: aborts one of them, which is then decided again from scratch.
+ATTEMPTS = 5
+
+#: Reserves the event ids (and recording time) for a decision's drafts, inside the transaction:
+#: HTTP intake claims its idempotency key here, so a refused request leaves no claim either.
+Reserve = Callable[[Conn, Decision], Awaitable[tuple[list[UUID], datetime]]]
+
+
+async def fresh_ids(_conn: Conn, decision: Decision) -> tuple[list[UUID], datetime]:
+    return [uuid7() for _ in decision.drafts], datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A decided batch: the accepted items' events (not sealed yet), and per item its span
+    of ``events`` or its problems (``decision``)."""
+
+    decision: Decision
+    events: list[AnyEvent]
+
+    @property
+    def event_ids(self) -> list[UUID]:
+        return [e.event_id for e in self.events]
+
+
+class Admission:
+    def __init__(
+        self, pool: asyncpg.Pool[Any], policy: LedgerPolicy, identities: IdentityIndex
+    ) -> None:
+        self._pool = pool
+        self._policy = policy
+        self._identities = identities
+
+    async def admit(
+        self, submissions: Sequence[AnySubmission], *, whole: bool, reserve: Reserve = fresh_ids
+    ) -> Admitted:
+        """Decide a batch and commit what it adds. ``whole``: any problem refuses every item
+        (raises :class:`PolicyError`); otherwise each refused item is left out alone."""
+        keys = self._identities.keys(submissions)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    book = await self._identities.book(conn, submissions, keys)
+                    known = await known_requests(conn, submissions)
+                    decision = self._policy.decide(submissions, keys, book, known)
+                    if whole and decision.problems:
+                        raise PolicyError(decision.problems)
+                    event_ids, recorded_at = await reserve(conn, decision)
+                    await self._identities.record(conn, book, event_ids)
+            except asyncpg.DeadlockDetectedError:
+                if attempt == ATTEMPTS:
+                    raise
+                continue
+            events = materialize(decision.drafts, event_ids, recorded_at)
+            return Admitted(decision, events)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def withdraw(self, admitted: Admitted) -> None:
+        """The events were not appended: take their suppressions back."""
+        await self._identities.unmark(self._pool, admitted.event_ids)
