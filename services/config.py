@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     feed_webhook_max_attempts: int = Field(default=8, ge=1)
     feed_webhook_backoff_s: float = Field(default=1.0, gt=0)
     feed_webhook_timeout_s: float = Field(default=5.0, gt=0)
+    feed_forget_after_s: int = Field(
+        default=3600,
+        ge=2,
+        description="After an erasure, no record of the feed topic holds the person's address "
+        "for longer than this (topic configs and a tombstone re-send; docs/mail-tools.md).",
+    )
     audience_database_url: str | None = Field(
         default=None, description="The reference audience consumer's database; default: ours."
     )

@@ -15,6 +15,7 @@ import httpx
 from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
 from services.config import Settings
+from services.feed.forgetting import roll_after_ms
 from services.feed.publisher import FeedPublisher
 from services.feed.webhooks import CONCURRENCY, WebhookDeliverer
 
@@ -59,6 +60,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         [str(w.url) for w in settings.feed_webhooks],
         batch_max=settings.feed_batch_max,
         timeout_s=settings.produce_timeout_s,
+        resend_after_ms=roll_after_ms(settings.feed_forget_after_s),
     )
     idle_s = settings.feed_poll_interval_ms / 1000
     try:

@@ -8,6 +8,11 @@ latest record per key wins, and it is the same state). The rows are never locked
 projector keeps queueing while a batch is in flight, and a row it replaced meanwhile (a newer
 version) is not deleted, so it is sent next. A transaction-scoped advisory lock lets one
 publisher drain at a time, which keeps each subject's records in version order on the topic.
+
+Each published tombstone is sent once more when the topic's segment roll time has passed
+(``feed_tombstone_resends``, services/feed/forgetting.py): the append rolls the segment holding
+the first one, so that compaction can drop the records that still hold the address. A newer
+entry published for the person cancels it, so a tombstone never follows their new sign-up.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from projections.db import Conn
 from projections.feed import VERSION_HEADER, FeedChange
 from services.messaging.producers import started_producer, stop_quietly
 
@@ -41,6 +47,24 @@ _PUBLISHED = """
 DELETE FROM feed_outbox AS o USING unnest($1::text[], $2::bigint[]) AS d(subject_id, version)
 WHERE o.subject_id = d.subject_id AND o.version = d.version
 """
+#: clock_timestamp(), not the transaction's start: due only after the roll time has passed
+#: since the first tombstone's timestamp, which the producer set after the transaction began.
+_SCHEDULE_RESENDS = """
+INSERT INTO feed_tombstone_resends (subject_id, version, due_at)
+SELECT subject_id, version, clock_timestamp() + $3 * interval '1 millisecond'
+FROM unnest($1::text[], $2::bigint[]) AS d(subject_id, version)
+ON CONFLICT (subject_id) DO UPDATE SET version = EXCLUDED.version, due_at = EXCLUDED.due_at
+"""
+_CANCEL_RESENDS = "DELETE FROM feed_tombstone_resends WHERE subject_id = ANY($1::text[])"
+_DUE_RESENDS = """
+SELECT subject_id, version, NULL::jsonb AS entry FROM feed_tombstone_resends
+WHERE due_at <= clock_timestamp() ORDER BY due_at LIMIT $1
+"""
+_RESENT = """
+DELETE FROM feed_tombstone_resends AS r
+USING unnest($1::text[], $2::bigint[]) AS d(subject_id, version)
+WHERE r.subject_id = d.subject_id AND r.version = d.version
+"""
 
 
 class FeedPublisher:
@@ -55,34 +79,66 @@ class FeedPublisher:
         *,
         batch_max: int,
         timeout_s: float,
+        resend_after_ms: int,
     ) -> None:
+        """``resend_after_ms``: when a tombstone is sent again (the topic's segment roll time)."""
         self._pool = pool
         self._kafka_options = dict(kafka)
         self._topic = topic
         self._webhooks = list(webhook_urls)
         self._batch_max = batch_max
         self._timeout_s = timeout_s
+        self._resend_after_ms = resend_after_ms
         self._producer: AIOKafkaProducer | None = None
 
     async def stop(self) -> None:
         await self._drop_producer()
 
     async def publish_once(self) -> int:
-        """Publish one batch; returns how many subjects it held (0: nothing to do, or another
-        publisher holds the lock)."""
+        """Publish one batch and the tombstones due again; returns how many records that was
+        (0: nothing to do, or another publisher holds the lock)."""
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK_ID):
                 return 0
-            rows = await conn.fetch(_PENDING, self._batch_max)
-            if not rows:
-                return 0
-            await self._produce(rows)
-            subjects = [r["subject_id"] for r in rows]
-            versions = [r["version"] for r in rows]
-            if self._webhooks:
-                bodies = [_change(r) for r in rows]
-                await conn.execute(_FAN_OUT, subjects, versions, bodies, self._webhooks)
-            await conn.execute(_PUBLISHED, subjects, versions)
+            # Pending first: an entry it publishes cancels that person's tombstone re-send.
+            return await self._publish_pending(conn) + await self._resend_due(conn)
+
+    async def _publish_pending(self, conn: Conn) -> int:
+        """Produce the oldest outbox rows, fan them out to the webhooks, delete them."""
+        rows = await conn.fetch(_PENDING, self._batch_max)
+        if not rows:
+            return 0
+        await self._produce(rows)
+        subjects = [r["subject_id"] for r in rows]
+        versions = [r["version"] for r in rows]
+        if self._webhooks:
+            bodies = [_change(r) for r in rows]
+            await conn.execute(_FAN_OUT, subjects, versions, bodies, self._webhooks)
+        await conn.execute(_PUBLISHED, subjects, versions)
+        await self._plan_resends(conn, rows)
+        return len(rows)
+
+    async def _plan_resends(self, conn: Conn, rows: Sequence[asyncpg.Record]) -> None:
+        """Schedule each published tombstone's re-send; cancel it for a person with an entry."""
+        erased = [r for r in rows if r["entry"] is None]
+        entries = [r["subject_id"] for r in rows if r["entry"] is not None]
+        if entries:
+            await conn.execute(_CANCEL_RESENDS, entries)
+        if erased:
+            await conn.execute(
+                _SCHEDULE_RESENDS,
+                [r["subject_id"] for r in erased],
+                [r["version"] for r in erased],
+                self._resend_after_ms,
+            )
+
+    async def _resend_due(self, conn: Conn) -> int:
+        """Send the tombstones whose roll time has passed once more, then forget them."""
+        rows = await conn.fetch(_DUE_RESENDS, self._batch_max)
+        if not rows:
+            return 0
+        await self._produce(rows)
+        await conn.execute(_RESENT, [r["subject_id"] for r in rows], [r["version"] for r in rows])
         return len(rows)
 
     async def _produce(self, rows: Sequence[asyncpg.Record]) -> None:

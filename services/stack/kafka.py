@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from services.config import Settings
+from services.feed.forgetting import feed_topic_configs
 from services.messaging.unreachable import unreachable
 from services.stack import procs
 from services.stack.errors import StackError
@@ -108,6 +110,9 @@ def render_server_properties(
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # The cleaner looks for a log to clean every second instead of 15 s, so that a short
+        # CONSENT_LEDGER_FEED_FORGET_AFTER_S (the tests') is kept; cheap on a local broker.
+        "log.cleaner.backoff.ms": "1000",
         **(extra or {}),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
@@ -244,32 +249,47 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             topic_configs={"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
         ),
         # The eligibility feed: the latest entry per subject is kept forever, older ones (and
-        # the addresses they held) are compacted away within a day; an erasure's tombstone stays
-        # a week, so a consumer offline for less than that still sees it.
+        # the addresses they held) are compacted away within the forget bound; an erasure's
+        # tombstone stays a week, so a consumer offline for less than that still sees it.
         NewTopic(
             settings.feed_topic, settings.feed_partitions, 1,
-            topic_configs={
-                "cleanup.policy": "compact",
-                "max.compaction.lag.ms": str(DAY_MS),
-                "delete.retention.ms": str(SEVEN_DAYS_MS),
-            },
+            topic_configs=feed_topic_configs(settings.feed_forget_after_s),
         ),
     ]  # fmt: skip
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create the project's topics; ones that already exist are left as they are."""
+    """Create the project's topics; ones that already exist are left as they are, except that
+    the feed topic gets its configs again (one made before the forget bound has none of it)."""
     admin = AIOKafkaAdminClient(**settings.kafka_options())
     try:
         await admin.start()
         response = await admin.create_topics(topic_specs(settings))
+        failures = [problem for e in response.topic_errors if (problem := _topic_problem(e))]
+        if not failures:
+            failures = await _set_feed_configs(admin, settings)
     except KafkaError as exc:
         raise StackError(f"cannot create topics: {unreachable(settings, exc)}") from exc
     finally:
         await admin.close()
-    failures = [problem for entry in response.topic_errors if (problem := _topic_problem(entry))]
     if failures:
         raise StackError("could not create Kafka topics: " + "; ".join(failures))
+
+
+async def _set_feed_configs(admin: AIOKafkaAdminClient, settings: Settings) -> list[str]:
+    """Give the feed topic its configs; returns the failures as `topic: reason`.
+
+    aiokafka 0.14 has only the legacy AlterConfigs, which replaces all of a topic's overrides:
+    the feed's are all project settings, so a hand-made override of it does not survive."""
+    configs = feed_topic_configs(settings.feed_forget_after_s)
+    resource = ConfigResource(ConfigResourceType.TOPIC, settings.feed_topic, configs)
+    responses = await admin.alter_configs([resource])
+    return [
+        f"{name}: {message or f'error code {code}'}"
+        for response in responses
+        for code, message, _, name in response.resources
+        if code
+    ]
 
 
 def _topic_problem(entry: tuple[str, int, str | None] | tuple[str, int]) -> str | None:

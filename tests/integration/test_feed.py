@@ -22,6 +22,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from fastapi import FastAPI, Request, Response
 
 from events.codec import encode
@@ -32,7 +33,12 @@ from services.audience.main import run as run_audience
 from services.audience.store import AudienceStore, FeedRecord
 from services.config import Settings, Webhook
 from services.feed.main import serve as serve_feed
+from services.feed.publisher import FeedPublisher
+from services.stack import ensure_topics
+from services.stack.jars import broker_classpath
+from services.stack.kafka import kafka_paths
 from services.stack.ports import free_port
+from services.stack.tools import require_java
 from services.views import as_of
 from tests.integration.conftest import (
     append_events,
@@ -554,3 +560,114 @@ async def test_the_audience_reads_a_partition_added_while_it_runs(settings: Sett
         0: 2,
         first: 1,
     }
+
+
+#: The forget bound of the test below: short, so the whole cycle is seen; the test stack's broker
+#: looks for logs to clean every second (services/stack/kafka.py).
+FORGET_AFTER_S = 16
+#: Files a segment passes through while the cleaner replaces it; they may still hold old records.
+REPLACED_SUFFIXES = (".deleted", ".cleaned", ".swap")
+
+
+async def topic_configs(settings: Settings) -> dict[str, str]:
+    """The feed topic's configs as the broker reports them."""
+    admin = AIOKafkaAdminClient(**settings.kafka_options())
+    await admin.start()
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, settings.feed_topic)
+        [response] = await admin.describe_configs([resource])
+    finally:
+        await admin.close()
+    [(_, _, _, _, entries)] = response.resources
+    return {name: value for name, value, *_ in entries}
+
+
+async def on_disk(settings: Settings) -> tuple[str, list[str]]:
+    """The feed topic's records as its segment files hold them, decoded by the broker's own
+    DumpLogSegments (which decompresses batches), and the files of segments being replaced."""
+    data = kafka_paths(settings.stack_dir).data
+    files = sorted(data.glob(f"{settings.feed_topic}-*/*"))
+    logs = [str(f) for f in files if f.suffix == ".log"]
+    replaced = [f.name for f in files if f.name.endswith(REPLACED_SUFFIXES)]
+    classpath = await broker_classpath(settings.cache_dir, settings.kafka_version, print)
+    dump = await asyncio.create_subprocess_exec(
+        require_java(), "-cp", classpath, "kafka.tools.DumpLogSegments",
+        "--print-data-log", "--files", ",".join(logs),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await dump.communicate()
+    assert dump.returncode == 0, output.decode(errors="replace")
+    return output.decode(errors="replace"), replaced
+
+
+async def test_an_erased_address_leaves_the_feed_topics_files_within_the_bound(
+    settings: Settings, intake: httpx.AsyncClient, projector: httpx.AsyncClient
+) -> None:
+    """A topic made with the default bound gets the short one; after an erasure, no segment
+    file of the topic holds the address once the bound has passed, and the latest record of
+    the person is still the tombstone (sent twice: the second rolls the segment)."""
+    short = settings.model_copy(update={"feed_forget_after_s": FORGET_AFTER_S})
+    await ensure_topics(short)
+    configs = await topic_configs(short)
+    assert (configs["segment.ms"], configs["max.compaction.lag.ms"]) == ("8000", "8000")
+    address = "forget-me@example.com"
+    async with feed(short):
+        await post(intake, given_json("forget-me"))
+        await wait_feed(short, lambda s: eligible_for(s.get("forget-me")))
+        await post(intake, given_json("forget-me", purpose="analytics"))
+        await wait_feed(short, lambda s: (e := s.get("forget-me")) and "analytics" in e.purposes)
+        erased_at = time.monotonic()
+        await post(intake, event("subject.erased", "forget-me", {"grounds": "request"}))
+        await wait_feed(short, lambda s: "forget-me" in s and s["forget-me"] is None)
+        records, _ = await on_disk(short)
+        assert records.count(address) == 2, "before the bound, both entries hold the address"
+
+        async def forgotten() -> bool:
+            records, replaced = await on_disk(short)
+            return address not in records and not replaced
+
+        await eventually(forgotten, within=FORGET_AFTER_S + 60)
+        took = time.monotonic() - erased_at
+        assert took < FORGET_AFTER_S, f"forgotten after {took:.1f} s"
+    published = [r for r in await read_topic(short, short.feed_topic) if r.key == b"forget-me"]
+    assert [r.value for r in published] == [b"", b""], "only the two tombstones are left"
+
+
+async def test_a_newer_entry_cancels_the_tombstone_re_send(
+    settings: Settings, pool: asyncpg.Pool[Any]
+) -> None:
+    """A re-sent tombstone must not follow a newer entry of the person (the compacted topic
+    would keep the tombstone and drop the entry); one still due is sent with its version."""
+    publisher = FeedPublisher(
+        pool, settings.kafka_options(), settings.feed_topic, [],
+        batch_max=10, timeout_s=5.0, resend_after_ms=3_600_000,
+    )  # fmt: skip
+    queue = (
+        "INSERT INTO feed_outbox (subject_id, version, last_event_id, updated_at, entry)"
+        " VALUES ($1, $2, gen_random_uuid(), now(), $3)"
+    )
+
+    async def planned() -> set[tuple[str, int]]:
+        rows = await pool.fetch("SELECT subject_id, version FROM feed_tombstone_resends")
+        return {(r["subject_id"], r["version"]) for r in rows}
+
+    try:
+        await pool.execute(queue, "c-back", 3, None)
+        await pool.execute(queue, "c-gone", 5, None)
+        assert await publisher.publish_once() == 2
+        assert await planned() == {("c-back", 3), ("c-gone", 5)}, "due in an hour"
+        await pool.execute(queue, "c-back", 4, feed_entry("c-back", 4).model_dump(mode="json"))
+        assert await publisher.publish_once() == 1
+        assert await planned() == {("c-gone", 5)}
+        await pool.execute("UPDATE feed_tombstone_resends SET due_at = now() - interval '1 s'")
+        assert await publisher.publish_once() == 1
+        assert await planned() == set()
+    finally:
+        await publisher.stop()
+    published = await read_topic(settings, settings.feed_topic)  # in order per key
+
+    def sent(key: bytes) -> list[tuple[bool, bytes]]:
+        return [(bool(r.value), r.headers["version"]) for r in published if r.key == key]
+
+    assert sent(b"c-back") == [(False, b"3"), (True, b"4")]
+    assert sent(b"c-gone") == [(False, b"5"), (False, b"5")]
