@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import Field
 
-from events.envelope import Envelope, PurposeId, Strict, Submission, UtcDatetime
+from events.envelope import Envelope, PlainUrl, PurposeId, Strict, Submission, UtcDatetime
 from events.types import Channel, Language, LegalBasis, NoticeVersion
 
 CollectionMethod = Literal["web_form", "checkbox", "double_opt_in", "paper", "phone", "crm_import"]
@@ -19,7 +19,7 @@ class NoticeShown(Strict):
     notice_version: NoticeVersion
     language: Language
     method: CollectionMethod = Field(description="How the consent or the contact was collected.")
-    form_url: AnyHttpUrl | None = None
+    form_url: PlainUrl | None = None
 
 
 class ConsentGivenData(NoticeShown):
