@@ -20,6 +20,7 @@ from pydantic import (
     AnyHttpUrl,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -45,22 +46,25 @@ def from_log(info: ValidationInfo) -> bool:
     return isinstance(info.context, dict) and bool(info.context.get(FROM_LOG))
 
 
-def _no_at(value: str, info: ValidationInfo) -> str:
+def _no_at(value: object, info: ValidationInfo) -> object:
     """A subject id travels in clear (Kafka keys, URLs, logs): anything with an ``@`` may be an
-    address, ``x@localhost`` too. Ids read from the log predate the rule and are kept."""
-    if "@" in value and not from_log(info):
+    address, ``x@localhost`` too. Checked before the pattern, so that the reason names the
+    ``@``; ids read from the log predate the rule and are kept."""
+    if isinstance(value, str) and "@" in value and not from_log(info):
         raise ValueError(
-            "must not contain '@' (an e-mail address); name the person by personal.email"
+            "must not contain '@' (a subject id must not be an e-mail address); "
+            "name the person by personal.email"
         )
     return value
 
 
-#: What producers may send; the log may also hold older ids with ``@`` in them.
+#: What producers may send (and the JSON Schemas say); the log may also hold older ids with ``@``
+#: in them, which the validation pattern still lets through for :func:`_no_at` to judge.
 SUBJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 SubjectId = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"),
-    AfterValidator(_no_at),
+    BeforeValidator(_no_at),
     Field(
         description="Stable pseudonymous id of the person (CRM id or UUID); never an e-mail.",
         examples=["crm-000123"],
