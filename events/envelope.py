@@ -109,12 +109,13 @@ def _no_personal_data_in_url(value: AnyHttpUrl, info: ValidationInfo) -> AnyHttp
 
 #: Every free string outside ``personal``.
 NoPersonalData = AfterValidator(_no_personal_data)
-ShortText = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
-    NoNul,
-    NoPersonalData,
+#: Short text of any content: the register's entries (an authority's or a recipient's own
+#: contact details are no data subject's), which events do not copy unchecked.
+ShortString = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), NoNul
 ]
+#: Short text in an event (or what becomes one, such as a token label), in clear for good.
+ShortText = Annotated[ShortString, NoPersonalData]
 #: A URL outside ``personal`` (where the person saw a form), with no address in it.
 PlainUrl = Annotated[AnyHttpUrl, AfterValidator(_no_personal_data_in_url)]
 

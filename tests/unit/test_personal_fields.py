@@ -3,6 +3,7 @@ field; what the ledger writes itself passes; events already in the log still dec
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from events.catalog import SUBMISSION_ADAPTER
 from events.codec import decode
 from events.envelope import Envelope
-from events.register import load_register
+from events.register import load_register, parse_register
 from services.errors import describe
 from services.intake.policy import LEDGER_SOURCE
 from services.retention.job import RETENTION_SOURCE
@@ -98,3 +99,16 @@ def test_an_old_event_with_personal_data_in_clear_still_decodes_from_the_log() -
     }
     event = decode(orjson.dumps(raw))
     assert (event.subject_id, event.source.actor) == ("x@localhost", "a@b.fi")
+
+
+def test_the_register_may_hold_organisations_own_contact_details() -> None:
+    """Register entries are no event's fields: a recipient's contact address is not personal
+    data of a subject, and the register must load with one."""
+    shipped = files("events").joinpath("registers", "seiverkot-newsletter.toml").read_text()
+    text = shipped.replace(
+        'id = "newsletter_tool"\n',
+        'id = "newsletter_tool"\ncontact = "privacy@newsletter-tool.example, +358 9 123 4567"\n',
+    )
+    assert text != shipped
+    [recipient, *_] = parse_register(text).recipients
+    assert recipient.contact == "privacy@newsletter-tool.example, +358 9 123 4567"
