@@ -17,6 +17,12 @@ note: the only place personal data may appear). Producers send `personal` in cle
 version 2 the ledger stores it encrypted under the subject's data key in `sealed` (and
 `personal` is empty in the log), so that erasure can shred it. The JSON Schemas are in
 `events/schemas/`, including those of earlier versions.
+
+Personal data anywhere else is refused on intake, naming the field (422 over HTTP, a dead
+letter over Kafka): an e-mail address, an IP address or a phone number in `source.system`,
+`source.actor` or any free text field of `data` (`form_url` included), and a `subject_id` with
+`@` in it. Put such values in `personal`; see docs/privacy.md. Events already in the log are
+read as they were written.
 """
 
 

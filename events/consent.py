@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import Field
 
-from events.envelope import Envelope, PurposeId, Source, Strict, Submission, UtcDatetime
+from events.envelope import (
+    Envelope,
+    PlainUrl,
+    PurposeId,
+    Source,
+    Strict,
+    Submission,
+    UtcDatetime,
+)
 from events.types import Channel, Language, LegalBasis, NoticeVersion
 
 #: The source of the objection the ledger adds for every other subject holding an address when
@@ -23,7 +31,7 @@ class NoticeShown(Strict):
     notice_version: NoticeVersion
     language: Language
     method: CollectionMethod = Field(description="How the consent or the contact was collected.")
-    form_url: AnyHttpUrl | None = None
+    form_url: PlainUrl | None = None
 
 
 class ConsentGivenData(NoticeShown):

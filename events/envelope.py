@@ -12,12 +12,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, ClassVar, Literal, Self
+from urllib.parse import unquote
 from uuid import UUID
 
 from pydantic import (
     AfterValidator,
+    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -26,9 +29,10 @@ from pydantic import (
 )
 
 from events.addresses import EmailAddress
+from events.identifiers import personal_data_in
 
-#: Validation context key: the event comes from the log, so clock-relative checks are skipped
-#: (a replay years later must accept what intake accepted).
+#: Validation context key: the event comes from the log, so clock-relative checks and rules added
+#: since it was recorded are skipped (a replay years later must accept what intake accepted).
 FROM_LOG = "from_log"
 #: Events older than this are surely a typo (a year of 0024 or 1924).
 EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
@@ -36,21 +40,35 @@ EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _not_an_address(value: str) -> str:
-    """A subject id travels in clear (Kafka keys, URLs, logs): it must not be an address."""
-    local, at, domain = value.partition("@")
-    if at and local and "." in domain:
-        raise ValueError("must not be an e-mail address; name the person by personal.email")
+def from_log(info: ValidationInfo) -> bool:
+    """Whether the event is read back from the log: what intake accepted then is accepted now,
+    though a rule added since would refuse it."""
+    return isinstance(info.context, dict) and bool(info.context.get(FROM_LOG))
+
+
+def _no_at(value: object, info: ValidationInfo) -> object:
+    """A subject id travels in clear (Kafka keys, URLs, logs): anything with an ``@`` may be an
+    address, ``x@localhost`` too. Checked before the pattern, so that the reason names the
+    ``@``; ids read from the log predate the rule and are kept."""
+    if isinstance(value, str) and "@" in value and not from_log(info):
+        raise ValueError(
+            "must not contain '@' (a subject id must not be an e-mail address); "
+            "name the person by personal.email"
+        )
     return value
 
 
+#: What producers may send (and the JSON Schemas say); the log may also hold older ids with ``@``
+#: in them, which the validation pattern still lets through for :func:`_no_at` to judge.
+SUBJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 SubjectId = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"),
-    AfterValidator(_not_an_address),
+    BeforeValidator(_no_at),
     Field(
         description="Stable pseudonymous id of the person (CRM id or UUID); never an e-mail.",
         examples=["crm-000123"],
+        json_schema_extra={"pattern": SUBJECT_ID_PATTERN},
     ),
 ]
 PurposeId = Annotated[
@@ -69,9 +87,37 @@ def _no_nul(value: str) -> str:
 
 #: Free text must be storable everywhere the event goes (PostgreSQL text and jsonb refuse NUL).
 NoNul = AfterValidator(_no_nul)
-ShortText = Annotated[
+
+
+def _refuse_personal_data(text: str, info: ValidationInfo) -> None:
+    kind = personal_data_in(text)
+    if kind is not None and not from_log(info):
+        raise ValueError(f"must not contain personal data (looks like {kind}); put it in personal")
+
+
+def _no_personal_data(value: str, info: ValidationInfo) -> str:
+    """Only ``personal`` is sealed and shredded on erasure: anything else stays in clear."""
+    _refuse_personal_data(value, info)
+    return value
+
+
+def _no_personal_data_in_url(value: AnyHttpUrl, info: ValidationInfo) -> AnyHttpUrl:
+    """As :func:`_no_personal_data`, on the decoded URL (``jane%40example.com`` in a query)."""
+    _refuse_personal_data(unquote(str(value)), info)
+    return value
+
+
+#: Every free string outside ``personal``.
+NoPersonalData = AfterValidator(_no_personal_data)
+#: Short text of any content: the register's entries (an authority's or a recipient's own
+#: contact details are no data subject's), which events do not copy unchecked.
+ShortString = Annotated[
     str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), NoNul
 ]
+#: Short text in an event (or what becomes one, such as a token label), in clear for good.
+ShortText = Annotated[ShortString, NoPersonalData]
+#: A URL outside ``personal`` (where the person saw a form), with no address in it.
+PlainUrl = Annotated[AnyHttpUrl, AfterValidator(_no_personal_data_in_url)]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -83,7 +129,7 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 def _not_impossible(value: datetime, info: ValidationInfo) -> datetime:
     """Reject dates no real event can have; events read back from the log were checked."""
-    if isinstance(info.context, dict) and info.context.get(FROM_LOG):
+    if from_log(info):
         return value
     if value < EARLIEST_OCCURRED_AT:
         raise ValueError(f"must not be before {EARLIEST_OCCURRED_AT.date().isoformat()}")

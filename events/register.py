@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from events.envelope import PurposeId, ShortText, Strict
+from events.envelope import PurposeId, ShortString, Strict
 from events.types import Language, LegalBasis, NoticeVersion
 
 #: The register that ships with the product (the seed), inside the ``events`` package.
@@ -94,9 +94,9 @@ def _finnish_business_id_ok(value: str) -> bool:
 class Address(Strict):
     """A postal address, as printed on notices and refusals."""
 
-    street: ShortText = Field(description="Street address or P.O. box.", examples=["PL 800"])
+    street: ShortString = Field(description="Street address or P.O. box.", examples=["PL 800"])
     postal_code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 -]{2,12}$")]
-    city: ShortText
+    city: ShortString
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
         description="ISO 3166-1 alpha-2 code.", examples=["FI"]
     )
@@ -105,8 +105,8 @@ class Address(Strict):
 class Controller(Strict):
     """Who decides the purposes (Art. 4(7)); named on every notice and receipt."""
 
-    name: ShortText
-    business_id: ShortText = Field(
+    name: ShortString
+    business_id: ShortString = Field(
         description="Company registration number; checked as a Y-tunnus when the country is FI."
     )
     address: Address
@@ -126,7 +126,7 @@ class Controller(Strict):
 class SupervisoryAuthority(Strict):
     """Where a person can complain (Art. 77); printed on every refusal (Art. 12(4))."""
 
-    name: ShortText
+    name: ShortString
     address: Address
     url: Url
 
@@ -135,9 +135,9 @@ class Recipient(Strict):
     """Someone the personal data is disclosed to (Art. 4(9)); told of corrections (Art. 19)."""
 
     id: Slug
-    name: ShortText
+    name: ShortString
     role: RecipientRole
-    contact: ShortText | None = Field(default=None, description="Where Art. 19 notices go.")
+    contact: ShortString | None = Field(default=None, description="Where Art. 19 notices go.")
     notify_on: Annotated[list[NotifyAction], AfterValidator(_unique)] = Field(
         description="Art. 19 actions this recipient is told of; leave one out only where "
         "telling them is impossible or disproportionate."
@@ -166,8 +166,8 @@ class Purpose(Strict):
     """A purpose of processing with its lawful basis, data, notices and retention."""
 
     id: PurposeId
-    name_fi: ShortText
-    name_en: ShortText
+    name_fi: ShortString
+    name_en: ShortString
     legal_basis: LegalBasis
     direct_marketing: bool = Field(
         description="Art. 21(3): an objection stops this processing, with no balancing test."

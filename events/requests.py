@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field
 
-from events.envelope import Envelope, ShortText, Strict, Submission
+from events.envelope import Envelope, NoPersonalData, ShortText, Strict, Submission
 from events.types import Reasons, RequestId
 
 Right = Literal["access", "rectification", "erasure", "restriction", "objection", "portability"]
@@ -52,7 +52,7 @@ class RequestFulfilledData(Strict):
 class RequestRejectedData(Strict):
     request_id: RequestId
     reasons: Reasons
-    authority: str | None = Field(
+    authority: Annotated[str, NoPersonalData] | None = Field(
         default=None,
         description="Set by the ledger from the register: where the person can complain.",
     )

@@ -8,13 +8,13 @@ from typing import Literal, Self
 from pydantic import Field, ValidationInfo, model_validator
 
 from events.envelope import (
-    FROM_LOG,
     Envelope,
     PersonalData,
     PurposeId,
     ShortText,
     Strict,
     Submission,
+    from_log,
 )
 from events.types import RequestId
 
@@ -83,7 +83,7 @@ class RectifiedBody(Strict):
 
     @model_validator(mode="after")
     def _carries_the_new_values(self, info: ValidationInfo) -> Self:
-        if isinstance(info.context, dict) and info.context.get(FROM_LOG):
+        if from_log(info):
             return self  # checked on intake; erasure may have removed the values since
         personal: PersonalData = getattr(self, "personal", PersonalData())
         if "email" in self.data.fields and personal.email is None:

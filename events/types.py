@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
-from events.envelope import NoNul
+from events.envelope import NoNul, NoPersonalData
 
 LegalBasis = Literal["consent", "legitimate_interest"]
 Language = Annotated[
@@ -28,6 +28,7 @@ Reasons = Annotated[
     str,
     StringConstraints(min_length=1, max_length=4000, strip_whitespace=True),
     NoNul,
+    NoPersonalData,
     Field(
         description="Reasons as told to the person. Part of the legal record: write them "
         "without personal data (name the request, not the person)."

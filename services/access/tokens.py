@@ -14,7 +14,10 @@ from datetime import datetime
 from typing import Any, Literal, TypeAlias, get_args
 
 import asyncpg
+from pydantic import TypeAdapter
 
+from events.envelope import ShortText
+from events.identifiers import personal_data_in
 from services.coalescer import Coalescer
 
 Role = Literal["signup", "crm", "dpo", "auditor", "mail_tool", "admin"]
@@ -23,6 +26,8 @@ Grant = Literal["personal_data"]
 GRANTS: tuple[Grant, ...] = get_args(Grant)
 PREFIX = "clt"
 Pool: TypeAlias = "asyncpg.Pool[Any]"
+#: A token's label: short text without personal data (name a role, a system or a staff id).
+LABEL: TypeAdapter[str] = TypeAdapter(ShortText)
 
 #: The event types each producing role may submit (``None``: every type).
 MAY_SUBMIT: dict[Role, frozenset[str] | None] = {
@@ -61,8 +66,14 @@ class Caller:
 
     @property
     def name(self) -> str:
-        """How the ledger names this caller in events (``source.actor``)."""
-        return f"{self.label} (token {self.token_id})"[:200]
+        """How the ledger names this caller in events (``source.actor``, an access record's
+        ``reader``), fields kept in clear. A label that looks like personal data (given before
+        labels were checked) is left out rather than make every call fail; the id reads as in
+        the token, ``clt.<id>``, so that an id of only digits looks like no phone number."""
+        token = f"token {PREFIX}.{self.token_id}"
+        if personal_data_in(self.label) is not None:
+            return token
+        return f"{self.label} ({token})"[:200]
 
     def may_submit(self, event_type: str) -> bool:
         allowed = MAY_SUBMIT[self.role]
@@ -99,7 +110,10 @@ class TokenStore:
         grants: frozenset[Grant] = frozenset(),
         expires_at: datetime | None = None,
     ) -> tuple[str, TokenInfo]:
-        """A new token; the returned string is shown once and never stored."""
+        """A new token; the returned string is shown once and never stored. The label is checked
+        as the HTTP API checks it: it names the caller in events, in clear (:attr:`Caller.name`),
+        so it must not contain personal data; a ``ValidationError`` says so."""
+        label = LABEL.validate_python(label)
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         row = await self._pool.fetchrow(

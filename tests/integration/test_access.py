@@ -15,7 +15,14 @@ from fastapi import FastAPI
 
 from services.access.tokens import ROLES, Role, TokenStore
 from services.config import Settings
-from tests.integration.conftest import PERSONAL, bearer, eventually, issue_token, serve
+from tests.integration.conftest import (
+    PERSONAL,
+    bearer,
+    eventually,
+    issue_token,
+    read_topic,
+    serve,
+)
 from tests.samples import given_json, valid_json
 
 pytestmark = pytest.mark.integration
@@ -287,3 +294,26 @@ async def test_personal_data_needs_the_role_or_the_grant_and_a_reason(
     assert access["data"]["scope"] == "subject"
     assert access["data"]["reason"] == PERSONAL["reason"]
     assert "test auditor (token " in access["data"]["reader"]
+
+
+async def test_personal_data_is_refused_in_a_token_label_and_a_rights_request(
+    settings: Settings, intake: httpx.AsyncClient, pool: asyncpg.Pool[Any]
+) -> None:
+    """A label names its caller in events, in clear (``source.actor``, an access record's
+    ``reader``): it is checked at creation, over HTTP and in the store the CLI uses."""
+    admin = bearer(await issue_token(settings, "admin"))
+    body = {"role": "crm", "label": "jane@example.com"}
+    answer = await intake.post("/v1/tokens", json=body, headers=admin)
+    assert answer.status_code == 422
+    [error] = answer.json()["errors"]
+    assert (error["field"], "looks like an e-mail address" in error["reason"]) == ("label", True)
+    with pytest.raises(ValueError, match="looks like a phone number"):
+        await TokenStore(pool).create("crm", "Maija 040 1234567")
+    assert await pool.fetchval("SELECT count(*) FROM api_tokens WHERE role = 'crm'") == 0
+
+    now = datetime.now(UTC).isoformat()
+    received = {**REQUEST, "received_by": "+358 40 123 4567", "received_at": now}
+    refused = await intake.post("/v1/requests", json=received)
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.json()["errors"]] == ["received_by"]
+    assert await read_topic(settings, settings.ledger_topic) == []

@@ -16,6 +16,7 @@ from events.catalog import EVENT_TYPES, AnyEvent
 from events.chain import GENESIS, canonical, link
 from events.codec import encode
 from events.consent import ConsentGiven
+from events.identifiers import personal_data_in
 from projections.db import create_pool
 from projections.store import LedgerRecord, SubscriberStore
 from services.config import Settings
@@ -28,7 +29,8 @@ pytestmark = pytest.mark.integration
 #: Any Unicode text PostgreSQL can hold: jsonb refuses U+0000 (see docs/audit.md), and
 #: surrogates cannot be UTF-8 at all.
 TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=60)
-SHORT = TEXT.filter(lambda t: bool(t.strip()))
+#: Short text intake accepts in a clear field: not blank, and no personal data in it.
+SHORT = TEXT.filter(lambda t: bool(t.strip()) and personal_data_in(t) is None)
 
 
 @st.composite

@@ -12,7 +12,7 @@ import pytest
 from events.codec import decode
 from services.config import Settings
 from tests.integration.conftest import PERSONAL, read_topic, wait_projected
-from tests.samples import given_json, withdrawn_json
+from tests.samples import given_json, valid_json, withdrawn_json
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +106,11 @@ def _without(field: str) -> dict[str, Any]:
     return body
 
 
+def _request_received(**data: Any) -> dict[str, Any]:
+    body = valid_json("request.received")
+    return {**body, "data": {**body["data"], **data}}
+
+
 BAD_SINGLE = [
     pytest.param(_bad(type="consent.teleported"), "type", "does not match", id="unknown-type"),
     pytest.param(_without("type"), "type", "Unable to extract tag", id="missing-type"),
@@ -116,6 +121,25 @@ BAD_SINGLE = [
     pytest.param(_bad(subject_id=42), "subject_id", "valid string", id="mistyped-field"),
     pytest.param(
         _bad(subject_id="maija@example.fi"), "subject_id", "not be an e-mail", id="address-as-id"
+    ),
+    pytest.param(_bad(subject_id="x@localhost"), "subject_id", "'@'", id="at-in-id"),
+    pytest.param(
+        _bad(source={"system": "signup-form", "actor": "jane@example.com"}),
+        "source.actor",
+        "must not contain personal data (looks like an e-mail address)",
+        id="address-as-actor",
+    ),
+    pytest.param(
+        _bad(source={"system": "10.20.30.40", "actor": "web-visitor"}),
+        "source.system",
+        "must not contain personal data (looks like an IP address)",
+        id="ip-as-system",
+    ),
+    pytest.param(
+        _request_received(received_by="+358 40 123 4567"),
+        "data.received_by",
+        "must not contain personal data (looks like a phone number)",
+        id="phone-as-receiver",
     ),
     pytest.param(
         _bad(personal={"note": "a\u0000b"}), "personal.note", "NUL character", id="nul-in-text"

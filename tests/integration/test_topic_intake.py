@@ -158,3 +158,27 @@ async def test_over_kafka_as_over_http_people_are_named_sealed_and_suppressed(
     assert b"personal.email" in dead.headers["x-error-detail"]
     assert b"suppression list" in dead.headers["x-error-detail"]
     assert b"kafka.person" not in dead.headers["x-error-detail"]
+
+
+async def test_personal_data_in_a_clear_field_is_dead_lettered_naming_the_field(
+    settings: Settings, intake: httpx.AsyncClient
+) -> None:
+    """The ledger topic keeps clear fields for good: an address there goes no further."""
+    source = {"system": "signup-form", "actor": "jane@example.com"}
+    await produce(
+        settings, [as_bytes(given_json("crm-1", source=source)), as_bytes(given_json("crm-2"))]
+    )
+
+    async def arrived() -> bool:
+        dead = await read_topic(settings, settings.dead_letter_topic)
+        return len(dead) >= 1 and len(await read_topic(settings, settings.ledger_topic)) >= 1
+
+    await eventually(arrived)
+    ledger = [decode(r.value) for r in await read_topic(settings, settings.ledger_topic)]
+    assert [e.subject_id for e in ledger] == ["crm-2"]
+    (dead,) = await read_topic(settings, settings.dead_letter_topic)
+    assert dead.headers["x-error-reason"] == b"validation_failed"
+    detail = dead.headers["x-error-detail"]
+    assert b"source.actor" in detail
+    assert b"looks like an e-mail address" in detail
+    assert b"jane@example.com" not in detail
