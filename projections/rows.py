@@ -176,8 +176,8 @@ def _legacy_request(r: Mapping[str, Any]) -> RequestState:
         r["received_by"], _day(r["due_on"]),
     )  # fmt: skip
     extension = answer = None
-    if r["extended_due_on"] is not None or status == "extended":
-        kept = reasons if status != "rejected" else None
+    if status == "extended" or r["extended_due_on"] or (status == "fulfilled" and reasons):
+        kept = reasons if status != "rejected" else None  # a rejection's reasons replaced them
         extension = Step(received_at, event_id, "extended", _day(r["extended_due_on"]), None, kept)
     if answered_at is not None:
         kept = reasons if status == "rejected" else None
