@@ -15,7 +15,8 @@ in. Each field keeps the marks it is derived from:
 - Restriction (Art. 18): restricted while the latest ``restriction.applied`` is later than the
   latest ``restriction.lifted``; a restricted person is eligible for no purpose.
 - The e-mail address: the address of the latest event that carries one (a consent requested,
-  given or confirmed with ``personal.email``, or ``subject.rectified``).
+  given or confirmed with ``personal.email``, or ``subject.rectified``) and that no erasure
+  covers (see below).
 - A rights request: its receipt, the earliest identity verification, the earliest extension,
   the earliest answer (fulfilled or rejected), and its latest event.
 - ``last_event_id`` and ``updated_at``: the greatest event id and recording time folded;
@@ -25,9 +26,9 @@ The exception the law needs: an erasure is final for every event that occurred b
 recorded before it (event ids are time-ordered and minted when the ledger records the event; the
 erasure destroys the data keys of everything recorded before it, so a replay could not read that
 data again). Such an event gives no e-mail address, and makes no purpose given or pending again:
-only an explicit consent that occurred after the erasure and was recorded after it does. An
-erasure keeps a trace: when, and the statuses of the purposes, without anything that identifies
-the person.
+a purpose is given again only if its latest explicit consent occurred after the latest erasure
+and was recorded after every erasure. An erasure keeps a trace: when, and the statuses of the
+purposes, without anything that identifies the person.
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ class PurposeState:
 
 
 def _after(mark: Mark, block: Mark | None, erasure: Erasure | None) -> bool:
-    """Whether a consent outranks the block, and no erasure covers it."""
+    """Whether a consent or a double opt-in request occurred after the block, and no erasure
+    covers it."""
     if block is not None and mark.key <= block.key:
         return False
     return erasure is None or not erasure.covers(mark.at, mark.event_id)
