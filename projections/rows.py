@@ -9,7 +9,18 @@ from uuid import UUID
 
 import orjson
 
-from projections.state import Mark, PurposeState, RequestState, SubjectState, verdict
+from projections.state import (
+    Address,
+    Erasure,
+    Mark,
+    PurposeState,
+    Receipt,
+    RequestState,
+    Step,
+    SubjectState,
+    received_requests,
+    verdict,
+)
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -50,7 +61,7 @@ def purposes_doc(state: SubjectState) -> PurposesDoc:
     projector does for every changed subject of every batch."""
     out = {}
     for purpose, p in sorted(state.purposes.items()):
-        view = p.view(state.erased)
+        view = p.view(state.erasure)
         judged = verdict(state, view)
         out[purpose] = {
             "status": view.status,
@@ -79,16 +90,24 @@ def purposes_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, Purpo
     }
 
 
+def _plain(value: Any) -> Any:
+    """Dataclasses, times and ids as plain JSON values, as orjson writes them."""
+    return orjson.loads(orjson.dumps(value))
+
+
 def request_to_json(r: RequestState) -> dict[str, Any]:
+    """A request's fields, flat as readers take them (``None`` where no event says), and the
+    marks they are derived from."""
+    receipt = r.receipt
     return {
         "request_id": str(r.request_id),
-        "right": r.right,
-        "channel": r.channel,
-        "written": r.written,
-        "signed": r.signed,
-        "received_by": r.received_by,
-        "received_at": _iso(r.received_at),
-        "due_on": _iso(r.due_on),
+        "right": receipt.right if receipt else None,
+        "channel": receipt.channel if receipt else None,
+        "written": receipt.written if receipt else None,
+        "signed": receipt.signed if receipt else None,
+        "received_by": receipt.received_by if receipt else None,
+        "received_at": _iso(receipt.at) if receipt else None,
+        "due_on": _iso(receipt.due_on) if receipt else None,
         "status": r.status,
         "last_event_id": str(r.last_event_id),
         "identity_verified_at": _iso(r.identity_verified_at),
@@ -96,41 +115,118 @@ def request_to_json(r: RequestState) -> dict[str, Any]:
         "answered_at": _iso(r.answered_at),
         "outcome": r.outcome,
         "reasons": r.reasons,
+        "marks": _plain(
+            {
+                "receipt": receipt,
+                "verified": r.verified,
+                "extension": r.extension,
+                "answer": r.answer,
+                "last": r.last,
+            }
+        ),
     }
 
 
+def _step(data: Mapping[str, Any] | None) -> Step | None:
+    if data is None:
+        return None
+    return Step(
+        at=datetime.fromisoformat(data["at"]),
+        event_id=UUID(data["event_id"]),
+        status=data["status"],
+        extended_due_on=_day(data["extended_due_on"]),
+        outcome=data["outcome"],
+        reasons=data["reasons"],
+    )
+
+
+def _receipt(data: Mapping[str, Any] | None) -> Receipt | None:
+    if data is None:
+        return None
+    parsed = {"at": datetime.fromisoformat(data["at"]), "event_id": UUID(data["event_id"])}
+    return Receipt(**{**data, **parsed, "due_on": _day(data["due_on"])})
+
+
 def request_from_json(r: Mapping[str, Any]) -> RequestState:
+    if "marks" not in r:
+        return _legacy_request(r)
+    marks = r["marks"]
+    last = mark_from_json(marks["last"])
+    assert last is not None, "a request has a latest event"
     return RequestState(
         request_id=UUID(r["request_id"]),
-        right=r["right"],
-        channel=r["channel"],
-        written=r["written"],
-        signed=r["signed"],
-        received_by=r["received_by"],
-        received_at=datetime.fromisoformat(r["received_at"]),
-        due_on=_day(r["due_on"]),
-        status=r["status"],
-        last_event_id=UUID(r["last_event_id"]),
-        identity_verified_at=_time(r["identity_verified_at"]),
-        extended_due_on=_day(r["extended_due_on"]),
-        answered_at=_time(r["answered_at"]),
-        outcome=r["outcome"],
-        reasons=r["reasons"],
+        last=last,
+        receipt=_receipt(marks["receipt"]),
+        verified=mark_from_json(marks["verified"]),
+        extension=_step(marks["extension"]),
+        answer=_step(marks["answer"]),
+    )
+
+
+def _legacy_request(r: Mapping[str, Any]) -> RequestState:
+    """A request as rows written before the marks hold it: each step from its fields. Times
+    not written (the extension's) are taken as the receipt's, so that a step already stored
+    stays the earliest; ids not written are the request's last event's."""
+    event_id = UUID(r["last_event_id"])
+    received_at = datetime.fromisoformat(r["received_at"])
+    verified_at, answered_at = _time(r["identity_verified_at"]), _time(r["answered_at"])
+    status, reasons = r["status"], r["reasons"]
+    receipt = Receipt(
+        received_at, event_id, r["right"], r["channel"], r["written"], r["signed"],
+        r["received_by"], _day(r["due_on"]),
+    )  # fmt: skip
+    extension = answer = None
+    if status == "extended" or r["extended_due_on"] or (status == "fulfilled" and reasons):
+        kept = reasons if status != "rejected" else None  # a rejection's reasons replaced them
+        extension = Step(received_at, event_id, "extended", _day(r["extended_due_on"]), None, kept)
+    if answered_at is not None:
+        kept = reasons if status == "rejected" else None
+        answer = Step(answered_at, event_id, status, None, r["outcome"], kept)
+    return RequestState(
+        request_id=UUID(r["request_id"]),
+        last=Mark(max(t for t in (received_at, verified_at, answered_at) if t), event_id),
+        receipt=receipt,
+        verified=Mark(verified_at, event_id) if verified_at else None,
+        extension=extension,
+        answer=answer,
     )
 
 
 def requests_to_json(state: SubjectState) -> dict[str, dict[str, Any]]:
+    """Every request, received or not yet (the ``requests`` column keeps both, so that a later
+    fold can complete one)."""
     return {str(k): request_to_json(r) for k, r in sorted(state.requests.items())}
+
+
+def marks_doc(state: SubjectState) -> dict[str, Any]:
+    """The ``marks`` column: what the restriction, the e-mail address and the erasure are
+    derived from (the erasure's latest mark is the ``erasure`` column)."""
+    return {
+        "restriction_applied": state.restriction_applied,
+        "restriction_lifted": state.restriction_lifted,
+        "addresses": state.addresses,
+        "erasure_recorded_last": state.erasure.recorded_last if state.erasure else None,
+    }
+
+
+def _address(data: Mapping[str, Any]) -> Address:
+    return Address(datetime.fromisoformat(data["at"]), UUID(data["event_id"]), data["email"])
 
 
 def state_from_row(row: Mapping[str, Any]) -> SubjectState:
     """A ``subscribers`` row as the fold's state."""
+    marks = row["marks"]
+    latest = mark_from_json(row["erasure"])
+    last_recorded = marks.get("erasure_recorded_last")
     return SubjectState(
         subject_id=row["subject_id"],
-        email=row["email"],
+        addresses=tuple(_address(a) for a in marks.get("addresses", ())),
         purposes=purposes_from_json(row["purposes"]),
-        restricted_since=row["restricted_since"],
-        erased=mark_from_json(row["erasure"]),
+        restriction_applied=mark_from_json(marks.get("restriction_applied")),
+        restriction_lifted=mark_from_json(marks.get("restriction_lifted")),
+        erasure=Erasure(latest, UUID(last_recorded) if last_recorded else latest.event_id)
+        if latest
+        else None,
         requests={UUID(k): request_from_json(r) for k, r in row["requests"].items()},
         version=row["version"],
         last_event_id=row["last_event_id"],
@@ -154,6 +250,7 @@ def subscriber_columns(
         [s.version for s in states],
         [s.last_event_id for s in states],
         [s.updated_at for s in states],
+        [orjson.dumps(marks_doc(s)) for s in states],
     ]
 
 
@@ -165,7 +262,7 @@ def state_to_json(state: SubjectState) -> dict[str, Any]:
         "purposes": purposes_to_json(state),
         "restricted_since": _iso(state.restricted_since),
         "erased_at": _iso(state.erased.at) if state.erased else None,
-        "requests": requests_to_json(state),
+        "requests": {str(r.request_id): request_to_json(r) for r in received_requests(state)},
         "version": state.version,
         "last_event_id": str(state.last_event_id) if state.last_event_id else None,
         "updated_at": _iso(state.updated_at),

@@ -3,19 +3,32 @@
 No clock, no I/O, no randomness, no configuration: live projection, replay and point-in-time
 answers all call this same function, so they cannot disagree.
 
-Rules, in the order they matter:
+Every field of the state is a function of the *set* of the subject's events, ordered by
+``(occurred_at, event_id)`` (a tie goes to the later event id), whatever order they were folded
+in. Each field keeps the marks it is derived from:
 
-- Events are folded in log order (one subject's events share a partition).
-- A purpose's status is decided by its events' times of *occurrence* (ties: the later event
-  id), whatever order they reached the log in. So a paper consent typed in a week late does not
-  undo a withdrawal made in between, and a withdrawal after a consent always wins.
-- After a withdrawal, an objection or an erasure, only a later *explicit* consent (a
-  ``consent.given`` with legal basis ``consent``, or a confirmed double opt-in) makes the purpose
-  given again; a registration under legitimate interest (a CRM re-import) never does, whenever
-  it occurred.
-- A restricted person is eligible for no purpose until the restriction is lifted.
-- An erasure drops every piece of personal data from the state and keeps a trace: when, and the
-  statuses of the purposes, without anything that identifies the person.
+- A purpose's status: the latest explicit consent (a ``consent.given`` with legal basis
+  ``consent``, or a confirmed double opt-in), registration under legitimate interest, double
+  opt-in request, withdrawal or objection, and lapse. After a withdrawal, an objection or an
+  erasure, only an explicit consent that occurred after it makes the purpose given again; a
+  registration under legitimate interest never does.
+- Restriction (Art. 18): restricted while the latest ``restriction.applied`` is later than the
+  latest ``restriction.lifted``; a restricted person is eligible for no purpose.
+- The e-mail address: the address of the latest event that carries one (a consent requested,
+  given or confirmed with ``personal.email``, or ``subject.rectified``) and that no erasure
+  covers (see below).
+- A rights request: its receipt, the earliest identity verification, the earliest extension,
+  the earliest answer (fulfilled or rejected), and its latest event.
+- ``last_event_id`` and ``updated_at``: the greatest event id and recording time folded;
+  ``version``: the number of events folded.
+
+The exception the law needs: an erasure is final for every event that occurred before it or was
+recorded before it (event ids are time-ordered and minted when the ledger records the event; the
+erasure destroys the data keys of everything recorded before it, so a replay could not read that
+data again). Such an event gives no e-mail address, and makes no purpose given or pending again:
+a purpose is given again only if its latest explicit consent occurred after the latest erasure
+and was recorded after every erasure. An erasure keeps a trace: when, and the statuses of the
+purposes, without anything that identifies the person.
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 from uuid import UUID
 
 from events.catalog import AnyEvent
@@ -58,12 +71,23 @@ PurposeEvent = (
     | ConsentExpired
     | ObjectionReceived
 )
-RequestEvent = IdentityVerified | RequestExtended | RequestFulfilled | RequestRejected
+RequestEvent = (
+    RequestReceived | IdentityVerified | RequestExtended | RequestFulfilled | RequestRejected
+)
+Key = tuple[datetime, UUID]
+
+
+class _Keyed(Protocol):
+    @property
+    def key(self) -> Key: ...
+
+
+K = TypeVar("K", bound=_Keyed)
 
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """One decisive event for a purpose: when it occurred and what it said."""
+    """One decisive event: when it occurred and what it said."""
 
     at: datetime
     event_id: UUID
@@ -72,13 +96,33 @@ class Mark:
     kind: str = ""
 
     @property
-    def key(self) -> tuple[datetime, UUID]:
+    def key(self) -> Key:
         """Order of occurrence; ties go to the later event id (ids are time-ordered)."""
         return (self.at, self.event_id)
 
 
-def _later(current: Mark | None, candidate: Mark) -> Mark:
+def _later(current: K | None, candidate: K) -> K:
     return candidate if current is None or candidate.key > current.key else current
+
+
+def _earlier(current: K | None, candidate: K) -> K:
+    return candidate if current is None or candidate.key < current.key else current
+
+
+def _key(event: AnyEvent) -> Key:
+    return (event.occurred_at, event.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What the erasures amount to: the latest by occurrence, and the last one recorded."""
+
+    latest: Mark
+    recorded_last: UUID  # the greatest erasure event id (ids are minted when recorded)
+
+    def covers(self, at: datetime, event_id: UUID) -> bool:
+        """Whether an event occurred or was recorded before an erasure: it is erased for good."""
+        return (at, event_id) < self.latest.key or event_id < self.recorded_last
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +139,11 @@ class PurposeState:
     block: Mark | None = None  # latest withdrawal or objection (kind says which)
     expiry: Mark | None = None  # latest lapse of a consent's validity
 
-    def view(self, erased: Mark | None) -> PurposeView:
+    def view(self, erasure: Erasure | None) -> PurposeView:
         """Status, basis and notice as of all the marks (an erasure blocks every purpose)."""
-        block = self.block if erased is None else _later(self.block, erased)
+        block = self.block if erasure is None else _later(self.block, erasure.latest)
         explicit = self.explicit
-        live = explicit if explicit and (block is None or explicit.key > block.key) else None
+        live = explicit if explicit and _after(explicit, block, erasure) else None
         expired = live is not None and self.expiry is not None and self.expiry.key >= live.key
         if live is not None and not expired:
             return PurposeView("given", "consent", live.notice_version, live)
@@ -109,7 +153,7 @@ class PurposeState:
         pending = self.pending
         if (
             pending is not None
-            and (block is None or pending.key > block.key)
+            and _after(pending, block, erasure)
             and (explicit is None or pending.key > explicit.key)
         ):
             return PurposeView("pending", "consent", pending.notice_version, pending)
@@ -125,6 +169,14 @@ class PurposeState:
             return PurposeView("expired", basis, notice, self.expiry)
         assert pending is not None, "a purpose exists only once one of its events was folded"
         return PurposeView("pending", "consent", pending.notice_version, pending)
+
+
+def _after(mark: Mark, block: Mark | None, erasure: Erasure | None) -> bool:
+    """Whether a consent or a double opt-in request occurred after the block, and no erasure
+    covers it."""
+    if block is not None and mark.key <= block.key:
+        return False
+    return erasure is None or not erasure.covers(mark.at, mark.event_id)
 
 
 _BLOCK_STATUS: dict[str, PurposeStatus] = {
@@ -149,24 +201,102 @@ class PurposeView:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestState:
-    """A rights request and where its lifecycle stands."""
+class Address:
+    """An e-mail address and the event that carried it."""
 
-    request_id: UUID
+    at: datetime
+    event_id: UUID
+    email: str
+
+    @property
+    def key(self) -> Key:
+        return (self.at, self.event_id)
+
+    def outranks(self, other: Address) -> bool:
+        """Later in both occurrence and recording: ``other`` can never be the address again,
+        since an erasure that covers this address covers ``other`` too."""
+        return self.key > other.key and self.event_id > other.event_id
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The ``request.received`` part of a rights request."""
+
+    at: datetime
+    event_id: UUID
     right: str
     channel: str
     written: bool
     signed: bool
     received_by: str
-    received_at: datetime
     due_on: date | None
+
+    @property
+    def key(self) -> Key:
+        return (self.at, self.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """An extension or an answer of a rights request."""
+
+    at: datetime
+    event_id: UUID
     status: RequestStatus
-    last_event_id: UUID
-    identity_verified_at: datetime | None = None
     extended_due_on: date | None = None
-    answered_at: datetime | None = None
     outcome: str | None = None
     reasons: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.at, self.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestState:
+    """A rights request: the earliest event of each lifecycle step, and its latest event.
+
+    ``receipt`` is ``None`` while only lifecycle events of the request were folded (a shuffled
+    fold, or a request never received): such a request is kept to be completed, not shown.
+    """
+
+    request_id: UUID
+    last: Mark
+    receipt: Receipt | None = None
+    verified: Mark | None = None
+    extension: Step | None = None
+    answer: Step | None = None
+
+    @property
+    def status(self) -> RequestStatus:
+        step = self.answer or self.extension
+        return step.status if step is not None else "open"
+
+    @property
+    def last_event_id(self) -> UUID:
+        return self.last.event_id
+
+    @property
+    def identity_verified_at(self) -> datetime | None:
+        return self.verified.at if self.verified else None
+
+    @property
+    def extended_due_on(self) -> date | None:
+        return self.extension.extended_due_on if self.extension else None
+
+    @property
+    def answered_at(self) -> datetime | None:
+        return self.answer.at if self.answer else None
+
+    @property
+    def outcome(self) -> str | None:
+        return self.answer.outcome if self.answer else None
+
+    @property
+    def reasons(self) -> str | None:
+        """The rejection's reasons, else the extension's."""
+        answered = self.answer.reasons if self.answer else None
+        return answered or (self.extension.reasons if self.extension else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +310,34 @@ class Eligibility:
 
 @dataclass(frozen=True, slots=True)
 class SubjectState:
-    """Current state of one data subject."""
+    """Current state of one data subject, and the marks it is derived from."""
 
     subject_id: str
-    email: str | None = None
+    addresses: tuple[Address, ...] = ()  # by occurrence; none outranks another
     purposes: Mapping[str, PurposeState] = field(default_factory=dict)
-    restricted_since: datetime | None = None
-    erased: Mark | None = None
+    restriction_applied: Mark | None = None  # latest restriction.applied
+    restriction_lifted: Mark | None = None  # latest restriction.lifted
+    erasure: Erasure | None = None
     requests: Mapping[UUID, RequestState] = field(default_factory=dict)
     version: int = 0
     last_event_id: UUID | None = None
     updated_at: datetime | None = None
+
+    @property
+    def email(self) -> str | None:
+        """The address of the latest event carrying one that no erasure covers."""
+        return self.addresses[-1].email if self.addresses else None
+
+    @property
+    def restricted_since(self) -> datetime | None:
+        applied, lifted = self.restriction_applied, self.restriction_lifted
+        if applied is None or (lifted is not None and lifted.key > applied.key):
+            return None
+        return applied.at
+
+    @property
+    def erased(self) -> Mark | None:
+        return self.erasure.latest if self.erasure else None
 
 
 def evolve(state: SubjectState | None, event: AnyEvent) -> SubjectState:
@@ -202,9 +349,16 @@ def evolve(state: SubjectState | None, event: AnyEvent) -> SubjectState:
     return replace(
         changed,
         version=current.version + 1,
-        last_event_id=event.event_id,
-        updated_at=event.recorded_at,
+        last_event_id=_max(current.last_event_id, event.event_id),
+        updated_at=_max(current.updated_at, event.recorded_at),
     )
+
+
+T = TypeVar("T", datetime, UUID)
+
+
+def _max(current: T | None, candidate: T) -> T:
+    return candidate if current is None or candidate > current else current
 
 
 def _apply(state: SubjectState, event: AnyEvent) -> SubjectState:
@@ -219,33 +373,35 @@ def _apply(state: SubjectState, event: AnyEvent) -> SubjectState:
         ):
             return _apply_purpose_event(state, event)
         case Rectified():
-            return replace(state, email=_newer_email(state, event) or state.email)
+            return _with_address(state, event)
         case RestrictionApplied():
-            return replace(state, restricted_since=state.restricted_since or event.occurred_at)
+            mark = Mark(event.occurred_at, event.event_id)
+            return replace(state, restriction_applied=_later(state.restriction_applied, mark))
         case RestrictionLifted():
-            return replace(state, restricted_since=None)
+            mark = Mark(event.occurred_at, event.event_id)
+            return replace(state, restriction_lifted=_later(state.restriction_lifted, mark))
         case Erased():
             return _erase(state, event)
-        case RequestReceived():
-            return _with_request(state, _received(event))
-        case IdentityVerified() | RequestExtended() | RequestFulfilled() | RequestRejected():
-            request = state.requests.get(event.data.request_id)
-            if request is None:  # about a request this subject never had: history only
-                return state
-            return _with_request(state, _request_after(request, event))
+        case (
+            RequestReceived()
+            | IdentityVerified()
+            | RequestExtended()
+            | RequestFulfilled()
+            | RequestRejected()
+        ):
+            return _apply_request_event(state, event)
         case _:  # exports and recipient notices change no state
             return state
 
 
 def _apply_purpose_event(state: SubjectState, event: PurposeEvent) -> SubjectState:
+    if isinstance(event, ConsentRequested | ConsentGiven | ConsentConfirmed):
+        state = _with_address(state, event)
     marks = state.purposes.get(event.purpose, PurposeState())
     after = _marks_after(marks, event)
-    email = state.email
-    if isinstance(event, ConsentRequested | ConsentGiven | ConsentConfirmed):
-        email = _newer_email(state, event) or email
     if after is marks:
-        return replace(state, email=email)
-    return replace(state, email=email, purposes={**state.purposes, event.purpose: after})
+        return state
+    return replace(state, purposes={**state.purposes, event.purpose: after})
 
 
 def _marks_after(marks: PurposeState, event: PurposeEvent) -> PurposeState:
@@ -270,62 +426,71 @@ def _marks_after(marks: PurposeState, event: PurposeEvent) -> PurposeState:
             return replace(marks, expiry=_later(marks.expiry, Mark(at, event_id)))
 
 
-def _newer_email(state: SubjectState, event: AnyEvent) -> str | None:
-    """The event's e-mail address, unless an erasure occurred after the event."""
-    if state.erased is not None and (event.occurred_at, event.event_id) < state.erased.key:
-        return None
-    return event.personal.email
+def _with_address(state: SubjectState, event: AnyEvent) -> SubjectState:
+    """The state with the event's e-mail address among the candidates, unless an erasure covers
+    the event or a candidate outranks it.
+
+    Only the latest candidate is the address; the others stay because an erasure folded later
+    may cover it and not them (one recorded between them), so that the answer is that of the
+    set of events."""
+    email = event.personal.email
+    if email is None or (state.erasure and state.erasure.covers(*_key(event))):
+        return state
+    new = Address(event.occurred_at, event.event_id, email)
+    if any(a.outranks(new) for a in state.addresses):
+        return state
+    kept = [a for a in state.addresses if not new.outranks(a)]
+    return replace(state, addresses=tuple(sorted([*kept, new], key=lambda a: a.key)))
 
 
 def _erase(state: SubjectState, event: Erased) -> SubjectState:
     mark = Mark(event.occurred_at, event.event_id, kind="erased")
-    return replace(state, email=None, erased=_later(state.erased, mark))
-
-
-def _received(event: RequestReceived) -> RequestState:
-    data = event.data
-    return RequestState(
-        request_id=data.request_id,
-        right=data.right,
-        channel=data.channel,
-        written=data.written,
-        signed=data.signed,
-        received_by=data.received_by,
-        received_at=event.occurred_at,
-        due_on=data.due_on,
-        status="open",
-        last_event_id=event.event_id,
+    before = state.erasure
+    erasure = Erasure(
+        latest=_later(before.latest if before else None, mark),
+        recorded_last=_max(before.recorded_last if before else None, event.event_id),
     )
+    kept = tuple(a for a in state.addresses if not erasure.covers(a.at, a.event_id))
+    return replace(state, addresses=kept, erasure=erasure)
+
+
+def _apply_request_event(state: SubjectState, event: RequestEvent) -> SubjectState:
+    mark = Mark(event.occurred_at, event.event_id)
+    request_id = event.data.request_id
+    known = state.requests.get(request_id)
+    request = _request_after(known or RequestState(request_id, last=mark), event)
+    request = replace(request, last=_later(request.last, mark))
+    return replace(state, requests={**state.requests, request_id: request})
 
 
 def _request_after(request: RequestState, event: RequestEvent) -> RequestState:
-    moved = replace(request, last_event_id=event.event_id)
+    at, event_id = event.occurred_at, event.event_id
     match event:
+        case RequestReceived():
+            data = event.data
+            receipt = Receipt(
+                at, event_id, data.right, data.channel, data.written, data.signed,
+                data.received_by, data.due_on,
+            )  # fmt: skip
+            return replace(request, receipt=_earlier(request.receipt, receipt))
         case IdentityVerified():
-            return replace(moved, identity_verified_at=event.occurred_at)
+            return replace(request, verified=_earlier(request.verified, Mark(at, event_id)))
         case RequestExtended():
-            return replace(
-                moved,
-                status="extended",
-                extended_due_on=event.data.extended_due_on,
-                reasons=event.data.reasons,
+            step = Step(
+                at, event_id, "extended", event.data.extended_due_on, reasons=event.data.reasons
             )
+            return replace(request, extension=_earlier(request.extension, step))
         case RequestFulfilled():
-            return replace(
-                moved, status="fulfilled", answered_at=event.occurred_at, outcome=event.data.outcome
-            )
+            step = Step(at, event_id, "fulfilled", outcome=event.data.outcome)
+            return replace(request, answer=_earlier(request.answer, step))
         case RequestRejected():
-            return replace(
-                moved,
-                status="rejected",
-                answered_at=event.occurred_at,
-                outcome="rejected",
-                reasons=event.data.reasons,
-            )
+            step = Step(at, event_id, "rejected", outcome="rejected", reasons=event.data.reasons)
+            return replace(request, answer=_earlier(request.answer, step))
 
 
-def _with_request(state: SubjectState, request: RequestState) -> SubjectState:
-    return replace(state, requests={**state.requests, request.request_id: request})
+def received_requests(state: SubjectState) -> list[RequestState]:
+    """The requests whose receipt was folded, by id: the ones readers are shown."""
+    return [r for _, r in sorted(state.requests.items()) if r.receipt is not None]
 
 
 def eligibility(state: SubjectState, purpose: str) -> Eligibility:
@@ -342,7 +507,9 @@ def verdict(state: SubjectState, view: PurposeView | None) -> Eligibility:
     hot path computes each view once)."""
     if state.restricted_since is not None:
         since = state.restricted_since.date().isoformat()
-        return Eligibility(False, f"processing restricted since {since}", state.last_event_id)
+        applied = state.restriction_applied
+        assert applied is not None, "restricted only by a restriction.applied"
+        return Eligibility(False, f"processing restricted since {since}", applied.event_id)
     if view is None:
         return Eligibility(False, "no consent or registration recorded", None)
     on = view.decided_by.at.date().isoformat()
@@ -368,7 +535,7 @@ _NOT_GIVEN: dict[PurposeStatus, str] = {
 def fold(
     events: Iterable[AnyEvent], states: Mapping[str, SubjectState] | None = None
 ) -> dict[str, SubjectState]:
-    """Fold many events (any subjects, log order) onto known states; returns changed states."""
+    """Fold many events (any subjects, any order) onto known states; returns changed states."""
     known = dict(states or {})
     changed: dict[str, SubjectState] = {}
     for event in events:
@@ -380,4 +547,4 @@ def fold(
 def purpose_view(state: SubjectState, purpose: str) -> PurposeView | None:
     """What a purpose's marks amount to for this person, or ``None`` if never named."""
     marks = state.purposes.get(purpose)
-    return marks.view(state.erased) if marks is not None else None
+    return marks.view(state.erasure) if marks is not None else None

@@ -73,21 +73,22 @@ ON CONFLICT DO NOTHING
 RETURNING event_id
 """
 LOAD_SUBJECTS = """
-SELECT subject_id, email, purposes, restricted_since, erasure, requests, version,
-       last_event_id, updated_at
+SELECT subject_id, purposes, erasure, requests, version, last_event_id, updated_at, marks
 FROM subscribers WHERE subject_id = ANY($1::text[])
 """
 _UPSERT_SUBJECTS = """
 INSERT INTO subscribers (subject_id, email, purposes, restricted_since, erased_at, erasure,
-                         requests, version, last_event_id, updated_at)
+                         requests, version, last_event_id, updated_at, marks)
 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::timestamptz[],
-                     $6::jsonb[], $7::jsonb[], $8::bigint[], $9::uuid[], $10::timestamptz[])
+                     $6::jsonb[], $7::jsonb[], $8::bigint[], $9::uuid[], $10::timestamptz[],
+                     $11::jsonb[])
 ON CONFLICT (subject_id) DO UPDATE SET
     email = EXCLUDED.email, purposes = EXCLUDED.purposes,
     restricted_since = EXCLUDED.restricted_since, erased_at = EXCLUDED.erased_at,
     erasure = EXCLUDED.erasure,
     requests = EXCLUDED.requests, version = EXCLUDED.version,
-    last_event_id = EXCLUDED.last_event_id, updated_at = EXCLUDED.updated_at
+    last_event_id = EXCLUDED.last_event_id, updated_at = EXCLUDED.updated_at,
+    marks = EXCLUDED.marks
 """
 _UPSERT_REQUESTS = """
 INSERT INTO rights_requests (request_id, subject_id, "right", channel, written, signed,
@@ -218,26 +219,31 @@ class SubscriberStore:
         if not batch:
             return
         await conn.execute(_UPSERT_SUBJECTS, *subscriber_columns(batch, purposes))
-        requests = [(s.subject_id, r) for s in batch for r in s.requests.values()]
+        requests = [  # a request not received yet stays in the subscriber row only
+            (s.subject_id, r, r.receipt)
+            for s in batch
+            for r in s.requests.values()
+            if r.receipt is not None
+        ]
         if requests:
             await conn.execute(
                 _UPSERT_REQUESTS,
-                [r.request_id for _, r in requests],
-                [subject for subject, _ in requests],
-                [r.right for _, r in requests],
-                [r.channel for _, r in requests],
-                [r.written for _, r in requests],
-                [r.signed for _, r in requests],
-                [r.received_by for _, r in requests],
-                [r.received_at for _, r in requests],
-                [r.due_on for _, r in requests],
-                [r.extended_due_on for _, r in requests],
-                [r.status for _, r in requests],
-                [r.identity_verified_at for _, r in requests],
-                [r.answered_at for _, r in requests],
-                [r.outcome for _, r in requests],
-                [r.reasons for _, r in requests],
-                [r.last_event_id for _, r in requests],
+                [r.request_id for _, r, _ in requests],
+                [subject for subject, _, _ in requests],
+                [receipt.right for _, _, receipt in requests],
+                [receipt.channel for _, _, receipt in requests],
+                [receipt.written for _, _, receipt in requests],
+                [receipt.signed for _, _, receipt in requests],
+                [receipt.received_by for _, _, receipt in requests],
+                [receipt.at for _, _, receipt in requests],
+                [receipt.due_on for _, _, receipt in requests],
+                [r.extended_due_on for _, r, _ in requests],
+                [r.status for _, r, _ in requests],
+                [r.identity_verified_at for _, r, _ in requests],
+                [r.answered_at for _, r, _ in requests],
+                [r.outcome for _, r, _ in requests],
+                [r.reasons for _, r, _ in requests],
+                [r.last_event_id for _, r, _ in requests],
             )
 
     async def _write_side_tables(self, conn: Conn, records: Sequence[LedgerRecord]) -> None:

@@ -10,7 +10,7 @@ fold, keeping only the events up to the instant T. Which instant an event has is
 
 A consent whose ``valid_until`` is at or before T is not eligible at T (as for the live read
 API). E-mail addresses are not answered: the mirror's personal sections are emptied on erasure
-and sealed per subject, so the state carries ``email=None``.
+and sealed per subject, so the state carries no address.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def fold_subject(events: Sequence[AnyEvent]) -> SubjectState:
     for event in events:
         state = evolve(state, event)
     assert state is not None, "a subject has at least one event"
-    return replace(state, email=None)
+    return replace(state, addresses=())
 
 
 async def subject_as_of(
@@ -93,7 +93,7 @@ def eligible_at(events: Sequence[AnyEvent], purpose: str, at: datetime) -> Eligi
     verdict = as_of({"purposes": purposes_to_json(state)}, at)["purposes"].get(purpose)
     if verdict is None or not verdict["eligible"]:
         return None
-    decided = state.purposes[purpose].view(state.erased).decided_by
+    decided = state.purposes[purpose].view(state.erasure).decided_by
     request = state.purposes[purpose].pending
     ids = [decided.event_id]
     confirmed = any(

@@ -17,6 +17,7 @@ SUBJECTS = ["crm-1", "crm-2", "crm-3"]
 PURPOSES = ["newsletter", "analytics"]
 REQUEST_IDS = [UUID(int=1), UUID(int=2)]
 EMAILS = ["a@example.com", "b@example.org"]
+REASONS = ["archives", "manifestly unfounded"]
 NOTICE = {"notice_version": "2022-02-22", "language": "fi", "method": "web_form"}
 
 #: For each event type: its ``data`` and ``personal`` sections, drawn at random.
@@ -28,8 +29,9 @@ SECTIONS: dict[str, Any] = {
     "consent.given": st.fixed_dictionaries(
         {
             "data": st.builds(
-                lambda basis: {**NOTICE, "legal_basis": basis},
+                lambda basis, until: {**NOTICE, "legal_basis": basis, "valid_until": until},
                 st.sampled_from(["consent", "legitimate_interest"]),
+                st.sampled_from([None, (BASE + timedelta(days=400)).isoformat()]),
             )
         }
     ),
@@ -74,16 +76,21 @@ SECTIONS: dict[str, Any] = {
     "request.identity_verified": st.sampled_from(REQUEST_IDS).map(
         lambda r: {"data": {"request_id": str(r), "method": "signature"}}
     ),
-    "request.extended": st.sampled_from(REQUEST_IDS).map(
-        lambda r: {
-            "data": {"request_id": str(r), "reasons": "archives", "extended_due_on": "2024-04-01"}
-        }
+    "request.extended": st.builds(
+        lambda r, reasons, due: {
+            "data": {"request_id": str(r), "reasons": reasons, "extended_due_on": due}
+        },
+        st.sampled_from(REQUEST_IDS),
+        st.sampled_from(REASONS),
+        st.sampled_from(["2024-04-01", "2024-04-02"]),
     ),
     "request.fulfilled": st.sampled_from(REQUEST_IDS).map(
         lambda r: {"data": {"request_id": str(r), "outcome": "granted"}}
     ),
-    "request.rejected": st.sampled_from(REQUEST_IDS).map(
-        lambda r: {"data": {"request_id": str(r), "reasons": "manifestly unfounded"}}
+    "request.rejected": st.builds(
+        lambda r, reasons: {"data": {"request_id": str(r), "reasons": reasons}},
+        st.sampled_from(REQUEST_IDS),
+        st.sampled_from(REASONS),
     ),
     "recipient.notified": st.just(
         {
@@ -115,7 +122,9 @@ def any_event(draw: st.DrawFn, step: int, types: list[str] | None = None) -> Any
         "event_id": str(uuid7()),
         "schema_version": Envelope.SCHEMA_VERSION,
         "subject_id": draw(st.sampled_from(SUBJECTS)),
-        "occurred_at": (BASE + timedelta(minutes=draw(st.integers(0, 600)))).isoformat(),
+        # occurrence is independent of recording (ids and recording times follow ``step``),
+        # and coarse, so that ties of occurrence are decided by the event id
+        "occurred_at": (BASE + timedelta(minutes=5 * draw(st.integers(0, 120)))).isoformat(),
         "recorded_at": (BASE + timedelta(days=1, seconds=step)).isoformat(),
         "source": {"system": "test", "actor": "hypothesis"},
         **draw(SECTIONS[tag]),

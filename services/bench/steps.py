@@ -45,8 +45,9 @@ _COLUMNS = (
     "version",
     "last_event_id",
     "updated_at",
+    "marks",
 )
-_JSONB = frozenset({"purposes", "erasure", "requests"})
+_JSONB = frozenset({"purposes", "erasure", "requests", "marks"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ def one_owner_per_request(log: list[AnyEvent]) -> list[AnyEvent]:
 def brute_force(log: list[AnyEvent], at: datetime, basis: Basis) -> dict[str, SubjectState]:
     """The states the whole history up to ``at`` folds to, without e-mail addresses."""
     kept = [e for e in log if (e.occurred_at if basis == "occurred" else e.recorded_at) <= at]
-    return {s: replace(state, email=None) for s, state in fold(kept).items()}
+    return {s: replace(state, addresses=()) for s, state in fold(kept).items()}
 
 
 def eligible_now(state: SubjectState, purpose: str, at: datetime) -> tuple[Any, ...] | None:
