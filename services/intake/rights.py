@@ -44,12 +44,11 @@ Whose = Annotated[
     ),
 ]
 Actor = Annotated[
-    str | None,
+    ShortText | None,
     Header(
         alias="X-Actor",
-        min_length=1,
-        max_length=200,
-        description="Who acts (staff id); default: the token's label.",
+        description="Who acts (a staff id, not a name or an address: it is stored in clear); "
+        "default: the token's label.",
     ),
 ]
 

@@ -317,3 +317,12 @@ async def test_personal_data_is_refused_in_a_token_label_and_a_rights_request(
     assert refused.status_code == 422
     assert [e["field"] for e in refused.json()["errors"]] == ["received_by"]
     assert await read_topic(settings, settings.ledger_topic) == []
+    as_actor = await intake.post(
+        "/v1/requests",
+        json={**REQUEST, "received_at": now},
+        headers={"X-Actor": "maija@sen.fi"},
+    )
+    assert as_actor.status_code == 422, as_actor.text
+    [error] = as_actor.json()["errors"]
+    assert (error["field"], "e-mail" in error["reason"]) == ("header.X-Actor", True)
+    assert await read_topic(settings, settings.ledger_topic) == []
