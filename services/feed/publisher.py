@@ -56,6 +56,10 @@ FROM unnest($1::text[], $2::bigint[]) AS d(subject_id, version)
 ON CONFLICT (subject_id) DO UPDATE SET version = EXCLUDED.version, due_at = EXCLUDED.due_at
 """
 _CANCEL_RESENDS = "DELETE FROM feed_tombstone_resends WHERE subject_id = ANY($1::text[])"
+#: A delivery that failed its last try between the projector's erasure (which removed the
+#: person's dead letters) and this fan-out (which replaces the delivery by the tombstone) may
+#: have left a dead letter with the address: it goes with the tombstone's fan-out.
+_FORGET_DEAD = "DELETE FROM feed_webhook_dead_letters WHERE subject_id = ANY($1::text[])"
 _DUE_RESENDS = """
 SELECT subject_id, version, NULL::jsonb AS entry FROM feed_tombstone_resends
 WHERE due_at <= clock_timestamp() ORDER BY due_at LIMIT $1
@@ -114,6 +118,8 @@ class FeedPublisher:
         if self._webhooks:
             bodies = [_change(r) for r in rows]
             await conn.execute(_FAN_OUT, subjects, versions, bodies, self._webhooks)
+            if erased := [r["subject_id"] for r in rows if r["entry"] is None]:
+                await conn.execute(_FORGET_DEAD, erased)
         await conn.execute(_PUBLISHED, subjects, versions)
         await self._plan_resends(conn, rows)
         return len(rows)

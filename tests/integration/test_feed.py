@@ -671,3 +671,30 @@ async def test_a_newer_entry_cancels_the_tombstone_re_send(
 
     assert sent(b"c-back") == [(False, b"3"), (True, b"4")]
     assert sent(b"c-gone") == [(False, b"5"), (False, b"5")]
+
+
+async def test_a_tombstones_fan_out_forgets_the_persons_webhook_dead_letters(
+    settings: Settings, pool: asyncpg.Pool[Any]
+) -> None:
+    """A delivery that failed its last try after the erasure was projected, but before its
+    tombstone was fanned out, left a dead letter holding the address: the fan-out removes it."""
+    publisher = FeedPublisher(
+        pool, settings.kafka_options(), settings.feed_topic, ["http://127.0.0.1:9/hook"],
+        batch_max=10, timeout_s=5.0, resend_after_ms=3_600_000,
+    )  # fmt: skip
+    dead = (
+        "INSERT INTO feed_webhook_dead_letters (webhook, subject_id, version, body, attempts,"
+        " reason) VALUES ('http://127.0.0.1:9/hook', $1, 1, $2, 8, 'refused')"
+    )
+    for subject in ("d-gone", "d-kept"):
+        await pool.execute(dead, subject, feed_entry(subject).model_dump(mode="json"))
+    await pool.execute(
+        "INSERT INTO feed_outbox (subject_id, version, last_event_id, updated_at, entry)"
+        " VALUES ('d-gone', 2, gen_random_uuid(), now(), NULL)"
+    )
+    try:
+        assert await publisher.publish_once() == 1
+    finally:
+        await publisher.stop()
+    left = await pool.fetch("SELECT subject_id FROM feed_webhook_dead_letters")
+    assert [r["subject_id"] for r in left] == ["d-kept"]
