@@ -127,7 +127,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
-    from services.stack import ensure_topics
+    from services.messaging.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     print(
@@ -757,11 +757,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _settings(args)
+    from services.messaging.topics import TopicsError
     from services.stack import StackError
 
     try:
         code: int = args.handler(args, settings)
-    except StackError as exc:
+    except (StackError, TopicsError) as exc:
         print(f"consent-ledger: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -51,6 +51,7 @@ from services.bench.results import (
     build_rows,
 )
 from services.config import ROOT, Settings
+from services.messaging.topics import ensure_topics
 from services.progress import ProgressPrinter
 from services.stack.state import load_state
 
@@ -165,7 +166,7 @@ async def create_namespace(base: Settings) -> Namespace:
     namespace = Namespace(
         settings, f"bench-{tag}.raw", f"bench-{tag}.warmup", base.database_url, database
     )
-    await stack.ensure_topics(settings)
+    await ensure_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:

@@ -1,7 +1,6 @@
 """A local Kafka + PostgreSQL stack for development and tests, without Docker."""
 
 from services.stack.errors import StackError
-from services.stack.kafka import ensure_topics
 from services.stack.launcher import (
     down,
     isolated_settings,
@@ -19,7 +18,6 @@ __all__ = [
     "StackError",
     "StackInfo",
     "down",
-    "ensure_topics",
     "free_port",
     "isolated_settings",
     "print_progress",

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from services.config import Settings
+from services.messaging import topics
 from services.privacy.secrets import ensure_local_secrets
 from services.stack import kafka, procs
 from services.stack import postgres as pg
@@ -75,8 +76,8 @@ async def _bring_up(settings: Settings, database_url_given: bool, progress: Prog
     await _start_postgres(settings, database_url_given, progress)
     await kafka.wait_ready(settings.kafka_bootstrap, broker, kafka.kafka_paths(settings.stack_dir))
     progress(f"Kafka ready at {settings.kafka_bootstrap} ({time.monotonic() - launched:.1f} s)")
-    await kafka.ensure_topics(settings)
-    progress("topics ready: " + ", ".join(t.name for t in kafka.topic_specs(settings)))
+    await topics.ensure_topics(settings)
+    progress("topics ready: " + ", ".join(t.name for t in topics.topic_specs(settings)))
     await _apply_migrations(settings.database_url, progress)
 
 

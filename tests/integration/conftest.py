@@ -32,6 +32,7 @@ from services.audit.log import read_log
 from services.config import Settings
 from services.intake.recording import to_records
 from services.messaging.appender import Appender
+from services.messaging.topics import ensure_topics
 from services.stack.ports import free_port
 from tests.samples import given_event, withdrawn_event
 
@@ -82,7 +83,7 @@ async def namespace(base: Settings, *, share_topics: bool = False) -> Settings:
             "intake_group": f"intake-{tag}",
         }
     ns = base.model_copy(update=update)
-    await stack.ensure_topics(ns)
+    await ensure_topics(ns)
     await apply(ns.database_url)
     return ns
 

@@ -34,7 +34,7 @@ from services.audience.store import AudienceStore, FeedRecord
 from services.config import Settings, Webhook
 from services.feed.main import serve as serve_feed
 from services.feed.publisher import FeedPublisher
-from services.stack import ensure_topics
+from services.messaging.topics import ensure_topics
 from services.stack.jars import broker_classpath
 from services.stack.kafka import kafka_paths
 from services.stack.ports import free_port

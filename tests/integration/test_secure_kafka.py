@@ -34,8 +34,8 @@ from pydantic import SecretStr
 
 from services.config import Settings
 from services.messaging.appender import AppendError, OutRecord, service_appender
+from services.messaging.topics import TopicsError, ensure_topics
 from services.stack import kafka
-from services.stack.errors import StackError
 from services.stack.jars import broker_classpath
 from services.stack.ports import LOOPBACK, free_port
 from services.stack.tools import require_java
@@ -238,8 +238,8 @@ async def test_a_wrong_password_is_refused_with_a_clear_error(
     secure_broker: SecureBroker, stack_settings: Settings
 ) -> None:
     wrong = over(secure_broker, stack_settings, password="not-the-password")
-    with pytest.raises(StackError, match="cannot create topics") as refused:
-        await kafka.ensure_topics(wrong)
+    with pytest.raises(TopicsError, match="cannot create topics") as refused:
+        await ensure_topics(wrong)
     said = str(refused.value)
     assert secure_broker.bootstrap in said
     assert "over SASL_SSL" in said
