@@ -18,15 +18,18 @@ import httpx
 import pytest
 
 from services.config import Settings
-from services.runner import Service, wait_ready
-from services.stack import isolated_settings
-from services.stack.state import load_state
 from tests.integration.conftest import PERSONAL, bearer, issue_token, wait_projected
 from tests.samples import given_json
+from tools.runner import Service, wait_ready
+from tools.stack import isolated_settings
+from tools.stack.settings import StackSettings
+from tools.stack.state import load_state
 
 pytestmark = pytest.mark.integration
 
 CLI = [sys.executable, "-m", "services.cli"]
+#: The developer's command (tools/cli.py), for `run`.
+DEV_CLI = [sys.executable, "-m", "tools"]
 
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -160,11 +163,11 @@ async def test_the_readme_curl_examples_work(
 def test_run_starts_everything_prints_where_and_stops_clean_on_ctrl_c(
     stack_settings: Settings, tmp_path: Path
 ) -> None:
-    own = isolated_settings(Settings(), "test-run")
+    own = isolated_settings(StackSettings(), "test-run")
     output = tmp_path / "run.out"
     env = {**os.environ, **own.to_env(), "CONSENT_LEDGER_STACK_POSTGRES": "true"}
     with output.open("wb") as out:
-        process = subprocess.Popen([*CLI, "run"], env=env, stdout=out, stderr=out)
+        process = subprocess.Popen([*DEV_CLI, "run"], env=env, stdout=out, stderr=out)
         try:
             deadline = time.monotonic() + 180
             while "Press Ctrl-C" not in output.read_text():

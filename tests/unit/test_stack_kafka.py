@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from services.stack.kafka import kafka_paths, new_cluster_id, render_server_properties, write_config
+from tools.stack.kafka import kafka_paths, new_cluster_id, render_server_properties, write_config
 
 
 def _parse(text: str) -> dict[str, str]:

@@ -15,10 +15,10 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from services.stack import procs
-from services.stack.errors import StackError
-from services.stack.ports import LOOPBACK
-from services.stack.state import ProcessEntry
+from tools.stack import procs
+from tools.stack.errors import StackError
+from tools.stack.ports import LOOPBACK
+from tools.stack.state import ProcessEntry
 
 READY_TIMEOUT_S = 120.0
 PROBE_TIMEOUT_S = 5.0

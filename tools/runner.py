@@ -1,4 +1,4 @@
-"""``consent-ledger run``: the stack plus every service, in the foreground, until Ctrl-C."""
+"""``python -m tools run``: the stack plus every service, in the foreground, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import stack
 from services.config import Settings
 from services.privacy.secrets import ensure_local_token
+from tools import stack
+from tools.stack.settings import StackSettings
 
 READY_TIMEOUT_S = 90.0
 
@@ -107,7 +108,7 @@ def banner(settings: Settings, info: stack.StackInfo, token: Path) -> str:
     return "\n".join(lines)
 
 
-async def run(settings: Settings, database_url_given: bool) -> None:
+async def run(settings: StackSettings, database_url_given: bool) -> None:
     """Start everything, print where to reach it, and stop it all on SIGINT or SIGTERM."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
