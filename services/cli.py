@@ -20,7 +20,6 @@ from services.access.tokens import GRANTS, ROLES
 from services.config import ROOT, Settings
 from services.process import run_service
 
-Handler = Callable[[argparse.Namespace, Settings], int]
 #: The settings a command reads: the product's, or a tool's that add fields of their own.
 S = TypeVar("S", bound=Settings)
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -40,7 +39,7 @@ def add_command(
     return sub
 
 
-def dispatch(args: argparse.Namespace, settings: S, *errors: type[Exception]) -> int:
+def dispatch(args: argparse.Namespace, settings: Settings, *errors: type[Exception]) -> int:
     """Run the parsed command. ``errors`` are problems a person has to fix: their message is
     printed as is, with exit status 2; Ctrl-C is status 130, as for any command."""
     try:

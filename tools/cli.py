@@ -31,6 +31,7 @@ def _database_url_given(args: argparse.Namespace, settings: StackSettings) -> bo
 
 
 def _settings(args: argparse.Namespace) -> StackSettings:
+    """The environment's settings; ``--database-url`` (of ``stack up`` and ``run``) wins."""
     settings = StackSettings()
     if getattr(args, "database_url", None):
         settings = settings.model_copy(update={"database_url": args.database_url})
