@@ -13,8 +13,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from projections.db import create_pool
+from services.access.tokens import AuthError, TokenStore
 from services.config import Settings
-from services.privacy.secrets import ensure_local_token
+from services.privacy.secrets import local_secrets_dir
 from tools import stack
 from tools.stack.settings import StackSettings
 
@@ -88,6 +90,31 @@ def stop_services(started: list[subprocess.Popen[bytes]]) -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+LOCAL_TOKEN_FILE = "dpo.token"
+
+
+async def ensure_local_token(settings: Settings, database_url: str) -> Path:
+    """A DPO token for trying the local stack, kept in ``<stack_dir>/secrets`` (mode 0600) and
+    issued again if it was revoked or the database is new; the banner names its file."""
+    path = local_secrets_dir(settings) / LOCAL_TOKEN_FILE
+    pool = await create_pool(database_url, max_size=1)
+    try:
+        store = TokenStore(pool)
+        if path.exists():
+            try:
+                await store.authenticate(path.read_text().strip())
+                return path
+            except AuthError:
+                path.unlink()
+        token, _ = await store.create("dpo", "make run (local stack)")
+    finally:
+        await pool.close()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return path
 
 
 def banner(settings: Settings, info: stack.StackInfo, token: Path) -> str:
