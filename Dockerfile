@@ -5,5 +5,6 @@ COPY pyproject.toml README.md ./
 COPY events events
 COPY projections projections
 COPY services services
+# Not tools/: the local stack, the benchmark and the audience consumer are for development.
 RUN pip install --no-cache-dir .
 ENTRYPOINT ["consent-ledger"]

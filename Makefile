@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# The developer's command (tools/cli.py): not installed, so it runs from this directory.
+DEV    := $(BIN)/python -m tools
 
 .PHONY: install run test lint typecheck unit schemas stack-up stack-down stack-status bench clean
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: install  ## Kafka, PostgreSQL, intake and projector in the foreground; Ctrl-C stops all
-	@$(BIN)/consent-ledger run
+	@$(DEV) run
 
 test: install lint typecheck  ## the whole suite against a real Kafka broker and PostgreSQL
 	@$(BIN)/pytest
@@ -31,22 +33,22 @@ lint: install
 	@$(BIN)/ruff format --check .
 
 typecheck: install
-	@$(BIN)/mypy events projections services tests
+	@$(BIN)/mypy events projections services tools tests
 
 schemas: install  ## re-export events/schemas after changing an event model
 	@$(BIN)/consent-ledger schemas export
 
 bench: install  ## throughput, latency and memory on a stack of its own; see bench-results/
-	@$(BIN)/consent-ledger bench
+	@$(DEV) bench
 
 stack-up: install
-	@$(BIN)/consent-ledger stack up --detach
+	@$(DEV) stack up --detach
 
 stack-down: install
-	@$(BIN)/consent-ledger stack down
+	@$(DEV) stack down
 
 stack-status: install
-	@$(BIN)/consent-ledger stack status
+	@$(DEV) stack status
 
 clean: stack-down
 	rm -rf $(VENV) .stack .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,4 +1,8 @@
-"""The ``consent-ledger`` command: a thin layer over the stack, the services and the tools."""
+"""The ``consent-ledger`` command: a thin layer over the services and the operators' tools.
+
+The developer's commands (the local stack, ``run``, the benchmark, the reference audience
+consumer) are not here: they are ``python -m tools`` (tools/cli.py), which is not shipped.
+"""
 
 from __future__ import annotations
 
@@ -10,74 +14,42 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 from services.access.tokens import GRANTS, ROLES
-from services.bench.plan import MEASUREMENTS, select
 from services.config import ROOT, Settings
 from services.process import run_service
 
-Handler = Callable[[argparse.Namespace, Settings], int]
+#: The settings a command reads: the product's, or a tool's that add fields of their own.
+S = TypeVar("S", bound=Settings)
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 #: The generated event catalogue.
 CATALOGUE = ROOT / "docs" / "events.md"
 
 
-def _database_url_given(args: argparse.Namespace, settings: Settings) -> bool:
-    """Whether to use an existing PostgreSQL rather than start the stack's own."""
-    if getattr(args, "database_url", None):
-        return True
-    if settings.stack_postgres is not None:
-        return not settings.stack_postgres
-    return "CONSENT_LEDGER_DATABASE_URL" in os.environ
+def add_command(
+    parent: SubParsers,
+    name: str,
+    handler: Callable[[argparse.Namespace, S], int],
+    help_text: str,
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` repeats its one-line help; ``handler`` runs it."""
+    sub = parent.add_parser(name, help=help_text, description=help_text)
+    sub.set_defaults(handler=handler)
+    return sub
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings()
-    if getattr(args, "database_url", None):
-        settings = settings.model_copy(update={"database_url": args.database_url})
-    return settings
-
-
-def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
-    from services import stack
-
-    given = _database_url_given(args, settings)
-    if args.detach:
-        info = asyncio.run(stack.up(settings, database_url_given=given))
-        print(json.dumps(info.to_json(), indent=2))
-    else:
-        asyncio.run(stack.run_foreground(settings, database_url_given=given))
-    return 0
-
-
-def cmd_stack_down(args: argparse.Namespace, settings: Settings) -> int:
-    from services import stack
-
-    stack.down(settings)
-    stack.print_progress("stopped")
-    return 0
-
-
-def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
-    from services import stack
-
-    info = stack.status(settings)
-    if args.json:
-        print(json.dumps(info.to_json() if info else {"running": False}, indent=2))
-    elif info is None:
-        print("the stack is not running")
-    else:
-        print(f"Kafka       {info.kafka_bootstrap}\nPostgreSQL  {info.database_url}")
-        for name, url in sorted(info.services.items()):
-            print(f"{name:<11} {url}")
-    return 0 if info else 1
-
-
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from services.runner import run
-
-    asyncio.run(run(settings, _database_url_given(args, settings)))
-    return 0
+def dispatch(args: argparse.Namespace, settings: Settings, *errors: type[Exception]) -> int:
+    """Run the parsed command. ``errors`` are problems a person has to fix: their message is
+    printed as is, with exit status 2; Ctrl-C is status 130, as for any command."""
+    try:
+        code: int = args.handler(args, settings)
+    except errors as exc:
+        print(f"consent-ledger: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
 
 
 def _serve(name: str, settings: Settings) -> int:
@@ -127,7 +99,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
-    from services.stack import ensure_topics
+    from services.messaging.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     print(
@@ -148,7 +120,7 @@ def _instant(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _seconds(value: str) -> float:
+def positive_seconds(value: str) -> float:
     """A positive number of seconds (argparse type of ``--interval``)."""
     try:
         seconds = float(value)
@@ -181,8 +153,8 @@ def cmd_retention_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _count(value: str, least: int = 1) -> int:
-    """A whole number of at least ``least`` (argparse type of ``--events`` and ``--subjects``)."""
+def whole_number(value: str, least: int = 1) -> int:
+    """A whole number of at least ``least`` (argparse type of counts: ``--batch-size``, ...)."""
     try:
         count = int(value.replace("_", "").replace(",", ""))
     except ValueError:
@@ -190,59 +162,6 @@ def _count(value: str, least: int = 1) -> int:
     if count < least:
         raise argparse.ArgumentTypeError(f"must be at least {least}")
     return count
-
-
-def _count_or_none(value: str) -> int:
-    """A whole number, 0 meaning none (argparse type of ``--warm-up``)."""
-    return _count(value, least=0)
-
-
-def _measurements(value: str) -> list[str]:
-    """The names of ``--only``, checked here so that a typo fails before the stack starts."""
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    try:
-        select(names)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return names
-
-
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.main import configure, main
-
-    config = configure(
-        events=args.events,
-        subjects=args.subjects,
-        large=args.large,
-        out=Path(args.out) if args.out else None,
-        http_rate=args.http_rate,
-        lag_rate=args.lag_rate,
-        warm_up=args.warm_up,
-        only=args.only or (),
-    )
-    return main(config)
-
-
-def cmd_bench_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.report import format_table
-    from services.bench.scaling import CompareError, compare, load, made_when
-
-    try:
-        smaller, larger = [load(Path(f)) for f in args.smaller], load(Path(args.larger))
-        rows = compare(smaller, larger)
-    except CompareError as exc:
-        print(f"consent-ledger: {exc}", file=sys.stderr)
-        return 2
-    print(format_table(rows))
-    if when := made_when(smaller, larger):
-        print(f"\n{when}")
-    return 0
-
-
-def cmd_bench_steps(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.steps import main
-
-    return main(args.events, args.subjects, settings.projector_batch_max, args.rounds)
 
 
 async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
@@ -376,15 +295,6 @@ def cmd_feed(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_audience(args: argparse.Namespace, settings: Settings) -> int:
-    from services.audience.main import run
-    from services.logs import configure
-
-    configure(settings.log_level)
-    run_service(run(settings))
-    return 0
-
-
 def add_feed_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
@@ -402,14 +312,6 @@ def add_feed_commands(
         metavar="DIR",
         help=f"write the feed's JSON Schemas (default {FEED_SCHEMAS.relative_to(ROOT)}) and exit",
     )
-    audience = commands.add_parser(
-        "audience",
-        help="the reference feed consumer: keep an audience table in sync",
-        description="Read the feed from the start and keep audience_members (PostgreSQL: "
-        "CONSENT_LEDGER_AUDIENCE_DATABASE_URL, default the ledger's) in sync, until "
-        "SIGINT/SIGTERM.",
-    )
-    audience.set_defaults(handler=cmd_audience)
 
 
 # --- replay and point-in-time answers (docs/replay.md) ---------------------------------------
@@ -505,16 +407,22 @@ def _add_replay_commands(
     )
     replay.add_argument("--schema", help="the schema to rebuild in (default: replay_<UTC time>)")
     replay.add_argument(
-        "--batch-size", type=_count, default=10_000, help="records per transaction (default 10,000)"
+        "--batch-size",
+        type=whole_number,
+        default=10_000,
+        help="records per transaction (default 10,000)",
     )
     replay.add_argument(
         "--processes",
-        type=_count,
+        type=whole_number,
         help="rebuild in this many processes, each with its own share of the partitions "
         "(default: CONSENT_LEDGER_REPLAY_PROCESSES, else the CPUs usable)",
     )
     replay.add_argument(
-        "--differences", type=_count, default=20, help="differing rows named per table (default 20)"
+        "--differences",
+        type=whole_number,
+        default=20,
+        help="differing rows named per table (default 20)",
     )
     replay.add_argument(
         "--keep", action="store_true", help="keep the replay schema even when it equals live"
@@ -558,43 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
         "CONSENT_LEDGER_* environment variables (see README).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(
-        parent: argparse._SubParsersAction[argparse.ArgumentParser],
-        name: str,
-        handler: Handler,
-        help_text: str,
-    ) -> argparse.ArgumentParser:
-        sub = parent.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
-        return sub
-
-    stack_cmd = commands.add_parser(
-        "stack",
-        help="the local Kafka + PostgreSQL stack",
-        description="Run Kafka and PostgreSQL locally, without Docker.",
-    )
-    stack_sub = stack_cmd.add_subparsers(dest="stack_command", required=True, metavar="ACTION")
-    up = add(
-        stack_sub,
-        "up",
-        cmd_stack_up,
-        "start Kafka and PostgreSQL (fetched and created on first use), create the topics "
-        "and apply migrations; Ctrl-C stops everything",
-    )
-    up.add_argument("--detach", action="store_true", help="return once ready; stop with `down`")
-    up.add_argument("--database-url", help="use this PostgreSQL instead of starting one")
-    add(stack_sub, "down", cmd_stack_down, "stop everything the stack started")
-    st = add(stack_sub, "status", cmd_stack_status, "where Kafka, PostgreSQL and services are")
-    st.add_argument("--json", action="store_true", help="print JSON")
-
-    run = add(
-        commands,
-        "run",
-        cmd_run,
-        "start the stack and every service in the foreground; Ctrl-C stops all",
-    )
-    run.add_argument("--database-url", help="use this PostgreSQL instead of starting one")
+    add = add_command
     add(commands, "intake", cmd_intake, "run the intake HTTP service (and the intake topic)")
     add(commands, "projector", cmd_projector, "run the projector and its read API")
     add(commands, "migrate", cmd_migrate, "apply the SQL migrations to the database")
@@ -628,75 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
         retention_sub, "serve", cmd_retention_serve, "run the job on a timer until SIGINT/SIGTERM"
     )
     retention_serve.add_argument(
-        "--interval", type=_seconds, default=300.0, help="seconds between runs (default: 300)"
-    )
-    bench = add(
-        commands,
-        "bench",
-        cmd_bench,
-        "measure throughput, latency and memory on a stack of its own (.stack/bench); print "
-        "a table and write it as JSON",
-    )
-    bench.add_argument(
-        "--events", type=_count, help="events per throughput run (default 30,000; --large 5 M)"
-    )
-    bench.add_argument(
-        "--subjects",
-        type=_count,
-        help="distinct subjects (default 6,000; --large 1 M: 5 events each in both)",
-    )
-    bench.add_argument(
-        "--large", action="store_true", help="1,000,000 subjects and 5,000,000 events"
-    )
-    bench.add_argument(
-        "--out", metavar="FILE", help="the JSON file (default: bench-results/<UTC time>.json)"
-    )
-    bench.add_argument(
-        "--http-rate",
-        type=_seconds,
-        metavar="REQ_PER_S",
-        help="single-event requests/s offered in the open-loop run (default 500; --large 2000)",
-    )
-    bench.add_argument(
-        "--lag-rate",
-        type=_seconds,
-        metavar="EVENTS_PER_S",
-        help="events/s offered while measuring end-to-end lag (default 200; --large 5000)",
-    )
-    bench.add_argument(
-        "--warm-up",
-        type=_count_or_none,
-        metavar="RECORDS",
-        help="records sent through the broker and read back before measuring, so that its "
-        "start-up is not charged to the first measurement (default 40,000; 0: none)",
-    )
-    bench.add_argument(
-        "--only",
-        type=_measurements,
-        metavar="NAME,...",
-        help=f"make only these measurements ({', '.join(MEASUREMENTS)}); replay brings "
-        "projection along, whose ledger it rebuilds",
-    )
-    compare = add(
-        commands,
-        "bench-compare",
-        cmd_bench_compare,
-        "the linearity target: a larger bench run's cost per event against smaller runs'",
-    )
-    compare.add_argument(
-        "smaller", nargs="+", help="result files of `bench` runs of one size (e.g. default runs)"
-    )
-    compare.add_argument("larger", help="the result file of a larger run (e.g. --large)")
-    steps = add(
-        commands,
-        "bench-steps",
-        cmd_bench_steps,
-        "the CPU per event of each pure step of the projector, in this process (no stack)",
-    )
-    steps.add_argument("--events", type=_count, default=30_000, help="default 30,000")
-    steps.add_argument("--subjects", type=_count, default=6_000, help="default 6,000")
-    steps.add_argument(
-        "--rounds", type=_count, default=3, help="passes per step, the least kept (default 3)"
+        "--interval",
+        type=positive_seconds,
+        default=300.0,
+        help="seconds between runs (default: 300)",
     )
     tokens = commands.add_parser(
         "tokens", help="API tokens", description="Issue, list and revoke API tokens."
@@ -708,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--grant", action="append", default=[], choices=GRANTS, help="extra right (repeatable)"
     )
-    create.add_argument("--expires-in-days", type=_count, help="default: never expires")
+    create.add_argument("--expires-in-days", type=whole_number, help="default: never expires")
     add(tokens_sub, "list", cmd_tokens_list, "every token (never the secrets)")
     revoke = add(tokens_sub, "revoke", cmd_tokens_revoke, "revoke a token at once")
     revoke.add_argument("token_id")
@@ -755,18 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = _settings(args)
-    from services.stack import StackError
+    from services.messaging.topics import TopicsError
 
-    try:
-        code: int = args.handler(args, settings)
-    except StackError as exc:
-        print(f"consent-ledger: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return code
+    return dispatch(build_parser().parse_args(argv), Settings(), TopicsError)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONSENT_LEDGER_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_controller_port: int | None = Field(
-        default=None, description="The local broker's KRaft controller port; default: port + 1."
-    )
     database_url: str = "postgresql://consent@127.0.0.1:5432/consent_ledger"
 
     ledger_topic: str = "consent.ledger.v1"
@@ -68,15 +65,11 @@ class Settings(BaseSettings):
     register_file: Path | None = Field(
         default=None, description="The register (TOML); default: the shipped seed register."
     )
-    stack_dir: Path = ROOT / ".stack"
-    cache_dir: Path = Field(
-        default=ROOT / ".stack" / "cache", description="Downloads shared by every stack (jars)."
+    stack_dir: Path = Field(
+        default=ROOT / ".stack",
+        description="Where secrets that are not configured are generated (and, in development, "
+        "where the local stack runs: tools/stack/settings.py).",
     )
-    stack_postgres: bool | None = Field(
-        default=None,
-        description="Start the stack's own PostgreSQL; default: only when no database URL is set.",
-    )
-    kafka_version: str = "4.1.1"
     log_level: str = "INFO"
 
     master_key_file: Path | None = Field(
@@ -133,9 +126,6 @@ class Settings(BaseSettings):
         ge=2,
         description="After an erasure, no record of the feed topic holds the person's address "
         "for longer than this (topic configs and a tombstone re-send; docs/mail-tools.md).",
-    )
-    audience_database_url: str | None = Field(
-        default=None, description="The reference audience consumer's database; default: ours."
     )
     signing_key_file: Path | None = Field(
         default=None,

@@ -19,7 +19,7 @@ def unreachable(settings: Settings, exc: Exception) -> str:
         return (
             f"{where} did not answer ({exc}). Is it running, and is "
             "CONSENT_LEDGER_KAFKA_BOOTSTRAP right? The local stack starts with: "
-            "consent-ledger stack up"
+            "python -m tools stack up"
         )
     return (
         f"{where} did not answer or refused us over {protocol} ({exc}). Check that "

@@ -83,31 +83,3 @@ def load_secrets(settings: Settings) -> Secrets:
     if len(secret) < 16:
         raise SecretsError("identity_secret: must be at least 16 bytes")
     return Secrets(master=key, identity=secret)
-
-
-LOCAL_TOKEN_FILE = "dpo.token"
-
-
-async def ensure_local_token(settings: Settings, database_url: str) -> Path:
-    """A DPO token for trying the local stack, kept in ``<stack_dir>/secrets`` (mode 0600) and
-    issued again if it was revoked or the database is new. Never used outside ``make run``."""
-    from projections.db import create_pool
-    from services.access.tokens import AuthError, TokenStore
-
-    path = local_secrets_dir(settings) / LOCAL_TOKEN_FILE
-    pool = await create_pool(database_url, max_size=1)
-    try:
-        store = TokenStore(pool)
-        if path.exists():
-            try:
-                await store.authenticate(path.read_text().strip())
-                return path
-            except AuthError:
-                path.unlink()
-        token, _ = await store.create("dpo", "make run (local stack)")
-    finally:
-        await pool.close()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
-    return path

@@ -26,22 +26,24 @@ from fastapi import FastAPI
 from events.catalog import AnyEvent
 from projections.db import create_pool
 from projections.migrations import apply
-from services import stack
 from services.access.tokens import Grant, Role, TokenStore
 from services.audit.log import read_log
 from services.config import Settings
 from services.intake.recording import to_records
 from services.messaging.appender import Appender
-from services.stack.ports import free_port
+from services.messaging.topics import ensure_topics
 from tests.samples import given_event, withdrawn_event
+from tools import stack
+from tools.stack.ports import free_port
+from tools.stack.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
-async def stack_settings() -> AsyncIterator[Settings]:
+async def stack_settings() -> AsyncIterator[StackSettings]:
     """Start (or reuse) the test stack in ``.stack/test``; stop it after the session."""
-    settings = stack.isolated_settings(Settings(), "test")
+    settings = stack.isolated_settings(StackSettings(), "test")
     reused = stack.status(settings) is not None
     await stack.up(settings)
     yield settings
@@ -82,7 +84,7 @@ async def namespace(base: Settings, *, share_topics: bool = False) -> Settings:
             "intake_group": f"intake-{tag}",
         }
     ns = base.model_copy(update=update)
-    await stack.ensure_topics(ns)
+    await ensure_topics(ns)
     await apply(ns.database_url)
     return ns
 

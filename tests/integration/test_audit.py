@@ -26,9 +26,9 @@ from services.audit.verify import Partition, check_checkpoints, log_chain
 from services.cli import main
 from services.config import Settings
 from services.projector.main import create_app
-from services.stack.ports import free_port
 from tests.integration.conftest import append_events, consent_stream, eventually, serve
 from tests.samples import T0, given_event
+from tools.stack.ports import free_port
 
 pytestmark = pytest.mark.integration
 

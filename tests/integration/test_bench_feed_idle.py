@@ -10,10 +10,10 @@ import asyncpg
 import httpx
 import pytest
 
-from services.bench.main import Namespace, Run, configure
 from services.config import Settings
 from services.feed.main import serve as serve_feed
 from tests.integration.conftest import append_events, consent_stream, wait_projected
+from tools.bench.main import Namespace, Run, configure
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 
 from services.audit.log import read_log
-from services.bench import raw, workload
-from services.bench.warmup import warm_broker
 from services.config import Settings
+from tools.bench import raw, workload
+from tools.bench.warmup import warm_broker
 
 pytestmark = pytest.mark.integration
 

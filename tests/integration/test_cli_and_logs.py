@@ -18,24 +18,29 @@ import httpx
 import pytest
 
 from services.config import Settings
-from services.runner import Service, wait_ready
-from services.stack import isolated_settings
-from services.stack.state import load_state
 from tests.integration.conftest import PERSONAL, bearer, issue_token, wait_projected
 from tests.samples import given_json
+from tools.runner import Service, wait_ready
+from tools.stack import isolated_settings
+from tools.stack.settings import StackSettings
+from tools.stack.state import load_state
 
 pytestmark = pytest.mark.integration
 
 CLI = [sys.executable, "-m", "services.cli"]
+#: The developer's command (tools/cli.py): the stack, `run`, the bench, the audience consumer.
+DEV_CLI = [sys.executable, "-m", "tools"]
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    settings: Settings, *args: str, cli: list[str] = CLI
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **settings.to_env()}
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_stack_status_names_kafka_and_the_database(stack_settings: Settings) -> None:
-    done = run_cli(stack_settings, "stack", "status", "--json")
+    done = run_cli(stack_settings, "stack", "status", "--json", cli=DEV_CLI)
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
     assert status["kafka_bootstrap"] == stack_settings.kafka_bootstrap
@@ -51,6 +56,24 @@ def test_stack_status_names_kafka_and_the_database(stack_settings: Settings) -> 
         ("stack", "down"),
         ("stack", "status"),
         ("run",),
+        ("bench",),
+        ("bench-compare",),
+        ("bench-steps",),
+        ("audience",),
+    ],
+)
+def test_every_developer_command_has_help(
+    stack_settings: Settings, command: tuple[str, ...]
+) -> None:
+    done = run_cli(stack_settings, *command, "--help", cli=DEV_CLI)
+    assert done.returncode == 0, done.stderr
+    assert "usage: python -m tools" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        (),
         ("intake",),
         ("projector",),
         ("migrate",),
@@ -160,11 +183,11 @@ async def test_the_readme_curl_examples_work(
 def test_run_starts_everything_prints_where_and_stops_clean_on_ctrl_c(
     stack_settings: Settings, tmp_path: Path
 ) -> None:
-    own = isolated_settings(Settings(), "test-run")
+    own = isolated_settings(StackSettings(), "test-run")
     output = tmp_path / "run.out"
     env = {**os.environ, **own.to_env(), "CONSENT_LEDGER_STACK_POSTGRES": "true"}
     with output.open("wb") as out:
-        process = subprocess.Popen([*CLI, "run"], env=env, stdout=out, stderr=out)
+        process = subprocess.Popen([*DEV_CLI, "run"], env=env, stdout=out, stderr=out)
         try:
             deadline = time.monotonic() + 180
             while "Press Ctrl-C" not in output.read_text():
@@ -174,7 +197,7 @@ def test_run_starts_everything_prints_where_and_stops_clean_on_ctrl_c(
             printed = output.read_text()
             assert f"http://127.0.0.1:{own.intake_port}/docs" in printed
             assert own.kafka_bootstrap in printed
-            status = json.loads(run_cli(own, "stack", "status", "--json").stdout)
+            status = json.loads(run_cli(own, "stack", "status", "--json", cli=DEV_CLI).stdout)
             assert set(status["services"]) == {"intake", "projector"}
             state = load_state(own.stack_dir)
             assert state is not None
@@ -184,4 +207,4 @@ def test_run_starts_everything_prints_where_and_stops_clean_on_ctrl_c(
             process.wait(timeout=120)
     assert process.returncode == 0, output.read_text()
     assert not [entry for entry in started if entry is not None and entry.alive()]
-    assert run_cli(own, "stack", "status").returncode == 1
+    assert run_cli(own, "stack", "status", cli=DEV_CLI).returncode == 1

@@ -15,12 +15,9 @@ from prometheus_client import REGISTRY
 from events.catalog import SUBMISSION_ADAPTER
 from events.codec import decode
 from events.ids import uuid7
-from services import stack
 from services.config import Settings
 from services.intake.idempotency import request_hash
 from services.projector.main import create_app as projector_app
-from services.stack import kafka
-from services.stack.state import load_state
 from tests.integration.conftest import (
     append_events,
     eventually,
@@ -30,13 +27,17 @@ from tests.integration.conftest import (
     wait_projected,
 )
 from tests.samples import given_event, given_json
+from tools import stack
+from tools.stack import kafka
+from tools.stack.settings import StackSettings
+from tools.stack.state import load_state
 
 pytestmark = pytest.mark.integration
 RETRY_KEY = {"Idempotency-Key": "back-after-restart"}
 
 
 async def test_kafka_down_answers_503_and_appends_nothing(
-    stack_settings: Settings, settings: Settings, intake: httpx.AsyncClient
+    stack_settings: StackSettings, settings: Settings, intake: httpx.AsyncClient
 ) -> None:
     state = load_state(stack_settings.stack_dir)
     assert state is not None

@@ -29,16 +29,10 @@ from events.codec import encode
 from projections.feed import FeedChange, FeedEntry, FeedView, feed_view
 from projections.rows import state_from_row, state_to_json
 from projections.store import LedgerRecord, SubscriberStore
-from services.audience.main import run as run_audience
-from services.audience.store import AudienceStore, FeedRecord
 from services.config import Settings, Webhook
 from services.feed.main import serve as serve_feed
 from services.feed.publisher import FeedPublisher
-from services.stack import ensure_topics
-from services.stack.jars import broker_classpath
-from services.stack.kafka import kafka_paths
-from services.stack.ports import free_port
-from services.stack.tools import require_java
+from services.messaging.topics import ensure_topics
 from services.views import as_of
 from tests.integration.conftest import (
     append_events,
@@ -50,6 +44,14 @@ from tests.integration.conftest import (
 )
 from tests.samples import feed_entry, given_event, given_json, withdrawn_json
 from tests.scenarios.test_seed_notice import event, post
+from tools.audience.main import run as run_audience
+from tools.audience.settings import AudienceSettings
+from tools.audience.store import AudienceStore, FeedRecord
+from tools.stack.jars import broker_classpath
+from tools.stack.kafka import kafka_paths
+from tools.stack.ports import free_port
+from tools.stack.settings import StackSettings
+from tools.stack.tools import require_java
 
 pytestmark = pytest.mark.integration
 
@@ -196,6 +198,13 @@ async def test_only_a_change_a_mail_tool_sees_is_published(
     assert len(published) == 1
 
 
+def audience_of(settings: Settings, database_url: str | None = None) -> AudienceSettings:
+    """A test's settings for the reference consumer, with a database of its own when given."""
+    return AudienceSettings.model_validate(
+        {**settings.model_dump(), "audience_database_url": database_url}
+    )
+
+
 async def audience_now(database_url: str) -> set[tuple[str, str]]:
     """The reference consumer's newsletter audience as of now (empty before it made its table)."""
     conn = await asyncpg.connect(database_url)
@@ -249,7 +258,7 @@ async def test_the_audience_follows_the_feed_and_a_new_consumer_rebuilds_it(
 
         await eventually(done, within=90)
 
-    async with feed(settings), running(lambda stop: run_audience(settings, stop)):
+    async with feed(settings), running(lambda stop: run_audience(audience_of(settings), stop)):
         for chunk in ([given_json(s) for s in subjects], blocks):
             answer = await intake.post("/v1/events/batch", json={"events": chunk})
             assert answer.status_code == 202, answer.text
@@ -270,7 +279,7 @@ async def test_the_audience_follows_the_feed_and_a_new_consumer_rebuilds_it(
     admin = await asyncpg.connect(settings.database_url)
     await admin.execute(f'CREATE DATABASE "{fresh.rsplit("/", 1)[1]}"')
     await admin.close()
-    newcomer = settings.model_copy(update={"audience_database_url": fresh})
+    newcomer = audience_of(settings, fresh)
     async with running(lambda stop: run_audience(newcomer, stop)):
 
         async def rebuilt() -> bool:
@@ -419,10 +428,11 @@ async def test_a_store_without_side_effects_queues_no_feed_rows(
     assert [r["subject_id"] for r in queued] == ["r-live"]
 
 
-def spawn(command: str, settings: Settings) -> subprocess.Popen[bytes]:
-    """``consent-ledger <command>`` as a child process, so that a test can SIGKILL it."""
+def spawn(command: str, settings: Settings, cli: str = "services.cli") -> subprocess.Popen[bytes]:
+    """``consent-ledger <command>`` (``cli="tools"``: ``python -m tools <command>``) as a child
+    process, so that a test can SIGKILL it."""
     env = {**os.environ, **settings.to_env(), "CONSENT_LEDGER_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "services.cli", command], env=env)
+    return subprocess.Popen([sys.executable, "-m", cli, command], env=env)
 
 
 def stop(process: subprocess.Popen[bytes]) -> int:
@@ -438,7 +448,7 @@ async def test_sigkill_of_the_publisher_loses_nothing_and_the_cli_consumer_follo
     settings: Settings, projector: httpx.AsyncClient, pool: Any
 ) -> None:
     """Killed at any instant, a restarted ``consent-ledger feed`` leaves on the topic exactly
-    each subject's current entry; ``consent-ledger audience`` builds the same audience."""
+    each subject's current entry; ``python -m tools audience`` builds the same audience."""
     events = consent_stream(subjects=2000, events_per_subject=3)
     await append_events(settings, events)
     await wait_projected(pool, len(events), within=180)
@@ -461,7 +471,7 @@ async def test_sigkill_of_the_publisher_loses_nothing_and_the_cli_consumer_follo
         if publisher.poll() is None:
             publisher.kill()
 
-    publisher, audience = spawn("feed", small), spawn("audience", small)
+    publisher, audience = spawn("feed", small), spawn("audience", small, cli="tools")
     try:
 
         async def drained() -> bool:
@@ -528,7 +538,7 @@ async def test_the_audience_reads_a_partition_added_while_it_runs(settings: Sett
     await admin.start()
     try:
         await producer.send_and_wait(topic, entry("p-old"), key=b"p-old", partition=0)
-        async with running(lambda stop: run_audience(settings, stop, recheck_s=0.2)):
+        async with running(lambda stop: run_audience(audience_of(settings), stop, recheck_s=0.2)):
 
             async def has(*subjects: str) -> bool:
                 audience = await audience_now(settings.database_url)
@@ -582,14 +592,14 @@ async def topic_configs(settings: Settings) -> dict[str, str]:
     return {name: value for name, value, *_ in entries}
 
 
-async def on_disk(settings: Settings) -> tuple[str, list[str]]:
+async def on_disk(settings: Settings, stack: StackSettings) -> tuple[str, list[str]]:
     """The feed topic's records as its segment files hold them, decoded by the broker's own
     DumpLogSegments (which decompresses batches), and the files of segments being replaced."""
     data = kafka_paths(settings.stack_dir).data
     files = sorted(data.glob(f"{settings.feed_topic}-*/*"))
     logs = [str(f) for f in files if f.suffix == ".log"]
     replaced = [f.name for f in files if f.name.endswith(REPLACED_SUFFIXES)]
-    classpath = await broker_classpath(settings.cache_dir, settings.kafka_version, print)
+    classpath = await broker_classpath(stack.cache_dir, stack.kafka_version, print)
     dump = await asyncio.create_subprocess_exec(
         require_java(), "-cp", classpath, "kafka.tools.DumpLogSegments",
         "--print-data-log", "--files", ",".join(logs),
@@ -601,7 +611,10 @@ async def on_disk(settings: Settings) -> tuple[str, list[str]]:
 
 
 async def test_an_erased_address_leaves_the_feed_topics_files_within_the_bound(
-    settings: Settings, intake: httpx.AsyncClient, projector: httpx.AsyncClient
+    settings: Settings,
+    stack_settings: StackSettings,
+    intake: httpx.AsyncClient,
+    projector: httpx.AsyncClient,
 ) -> None:
     """A topic made with the default bound gets the short one; after an erasure, no segment
     file of the topic holds the address once the bound has passed, and the latest record of
@@ -619,11 +632,11 @@ async def test_an_erased_address_leaves_the_feed_topics_files_within_the_bound(
         erased_at = time.monotonic()
         await post(intake, event("subject.erased", "forget-me", {"grounds": "request"}))
         await wait_feed(short, lambda s: "forget-me" in s and s["forget-me"] is None)
-        records, _ = await on_disk(short)
+        records, _ = await on_disk(short, stack_settings)
         assert records.count(address) == 2, "before the bound, both entries hold the address"
 
         async def forgotten() -> bool:
-            records, replaced = await on_disk(short)
+            records, replaced = await on_disk(short, stack_settings)
             return address not in records and not replaced
 
         await eventually(forgotten, within=FORGET_AFTER_S + 60)

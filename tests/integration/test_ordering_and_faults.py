@@ -9,12 +9,13 @@ import asyncpg
 import httpx
 import pytest
 
-from services import stack
 from services.config import Settings
-from services.stack import kafka
-from services.stack.state import load_state
 from tests.integration.conftest import eventually, read_topic, wait_projected
 from tests.samples import given_json, withdrawn_json
+from tools import stack
+from tools.stack import kafka
+from tools.stack.settings import StackSettings
+from tools.stack.state import load_state
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ async def test_events_of_one_subject_over_many_requests_stay_in_order(
 
 
 async def test_a_broker_restart_loses_no_acknowledged_event(
-    stack_settings: Settings, settings: Settings, intake: httpx.AsyncClient
+    stack_settings: StackSettings, settings: Settings, intake: httpx.AsyncClient
 ) -> None:
     acknowledged: list[str] = []
     refused = 0

@@ -15,7 +15,6 @@ from projections.rows import state_from_row
 from projections.state import fold
 from services.config import Settings
 from services.projector.main import create_app
-from services.stack.ports import free_port
 from tests.integration.conftest import (
     append_events,
     consent_stream,
@@ -28,6 +27,7 @@ from tests.integration.conftest import (
     spawn_projector,
     wait_projected,
 )
+from tools.stack.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -34,13 +34,14 @@ from pydantic import SecretStr
 
 from services.config import Settings
 from services.messaging.appender import AppendError, OutRecord, service_appender
-from services.stack import kafka
-from services.stack.errors import StackError
-from services.stack.jars import broker_classpath
-from services.stack.ports import LOOPBACK, free_port
-from services.stack.tools import require_java
+from services.messaging.topics import TopicsError, ensure_topics
 from tests.integration.conftest import namespace, wait_projected
 from tests.samples import given_json
+from tools.stack import kafka
+from tools.stack.jars import broker_classpath
+from tools.stack.ports import LOOPBACK, free_port
+from tools.stack.settings import StackSettings
+from tools.stack.tools import require_java
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +132,7 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 @pytest.fixture(scope="module")
 async def secure_broker(
-    stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    stack_settings: StackSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[SecureBroker]:
     folder = tmp_path_factory.mktemp("secure-kafka")
     ca, keystore, client = write_certificates(folder)
@@ -212,7 +213,7 @@ def over(
 
 @pytest.fixture(params=list(MODES))
 async def settings(
-    request: pytest.FixtureRequest, secure_broker: SecureBroker, stack_settings: Settings
+    request: pytest.FixtureRequest, secure_broker: SecureBroker, stack_settings: StackSettings
 ) -> Settings:
     """A fresh namespace whose topics live on the secure broker, reached in one of the
     :data:`MODES` (intake and the projector fixtures use it)."""
@@ -235,11 +236,11 @@ async def test_an_event_goes_from_http_to_postgresql_in_each_mode(
 
 
 async def test_a_wrong_password_is_refused_with_a_clear_error(
-    secure_broker: SecureBroker, stack_settings: Settings
+    secure_broker: SecureBroker, stack_settings: StackSettings
 ) -> None:
     wrong = over(secure_broker, stack_settings, password="not-the-password")
-    with pytest.raises(StackError, match="cannot create topics") as refused:
-        await kafka.ensure_topics(wrong)
+    with pytest.raises(TopicsError, match="cannot create topics") as refused:
+        await ensure_topics(wrong)
     said = str(refused.value)
     assert secure_broker.bootstrap in said
     assert "over SASL_SSL" in said
@@ -247,7 +248,7 @@ async def test_a_wrong_password_is_refused_with_a_clear_error(
 
 
 async def test_a_service_refused_by_kafka_says_which_settings_to_check(
-    secure_broker: SecureBroker, stack_settings: Settings
+    secure_broker: SecureBroker, stack_settings: StackSettings
 ) -> None:
     """Not only ``topics create``: the projector started with a wrong password stops with the
     same account in one error line and a failing exit code; intake, which keeps serving (its
@@ -278,7 +279,7 @@ async def test_a_service_refused_by_kafka_says_which_settings_to_check(
 
 
 async def test_an_append_refused_by_kafka_says_which_settings_to_check(
-    secure_broker: SecureBroker, stack_settings: Settings, caplog: pytest.LogCaptureFixture
+    secure_broker: SecureBroker, stack_settings: StackSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The appender's warning, which every service logs when an append fails, gives the same
     account: the caller hears that nothing was appended, the operator which settings to check."""

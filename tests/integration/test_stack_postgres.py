@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from services.config import Settings
-from services.stack.postgres import SERVER_SETTINGS, settings_to_restart
+from tools.stack.postgres import SERVER_SETTINGS, settings_to_restart
 
 pytestmark = pytest.mark.integration
 

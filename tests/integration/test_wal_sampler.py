@@ -7,8 +7,8 @@ import asyncio
 import asyncpg
 import pytest
 
-from services.bench.wal import WalSampler
 from services.config import Settings
+from tools.bench.wal import WalSampler
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from aiokafka.errors import ProducerFenced
 from services.config import Settings
 from services.messaging.appender import AppendError, OutRecord, service_appender
 from services.messaging.unreachable import failure_reason
-from services.stack.ports import free_port
+from tools.stack.ports import free_port
 
 
 async def test_an_append_kafka_never_answers_is_logged_with_the_settings_to_check(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from services.audience.main import decode
 from tests.samples import feed_entry
+from tools.audience.main import decode
 
 
 def record(value: bytes | None, headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:

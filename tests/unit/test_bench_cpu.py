@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from services.bench import cpu
-from services.bench.children import descendants
-from services.bench.cpu import TICK_S, CpuCost, Reading, Window
-from services.bench.report import format_grid
+from tools.bench import cpu
+from tools.bench.children import descendants
+from tools.bench.cpu import TICK_S, CpuCost, Reading, Window
+from tools.bench.report import format_grid
 
 #: Burns ``seconds`` of its own CPU time (not wall time), so the amount is known however busy
 #: the machine is.

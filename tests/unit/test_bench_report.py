@@ -1,4 +1,4 @@
-"""The pure parts of ``consent-ledger bench``: percentiles, ratios, verdicts, the table."""
+"""The pure parts of ``python -m tools bench``: percentiles, ratios, verdicts, the table."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from services.bench.children import run_command, run_measured, vm_hwm_mb
-from services.bench.http_load import Outcome
-from services.bench.main import BenchBusyError, configure, one_run_at_a_time
-from services.bench.pipeline import LagTracker, ends, firsts, folded, request_shape
-from services.bench.plan import MEASUREMENTS, select
-from services.bench.report import (
+from services.config import Settings
+from tools.bench.children import run_command, run_measured, vm_hwm_mb
+from tools.bench.http_load import Outcome
+from tools.bench.main import BenchBusyError, configure, one_run_at_a_time
+from tools.bench.pipeline import LagTracker, ends, firsts, folded, request_shape
+from tools.bench.plan import MEASUREMENTS, select
+from tools.bench.report import (
     MET,
     NOT_MEASURED,
     NOT_MET,
@@ -32,9 +33,8 @@ from services.bench.report import (
     to_json,
     under_load,
 )
-from services.bench.results import Count, Measured, OpenLoop, build_rows
-from services.cli import main as cli_main
-from services.config import Settings
+from tools.bench.results import Count, Measured, OpenLoop, build_rows
+from tools.cli import main as cli_main
 
 
 def test_percentile_is_nearest_rank() -> None:

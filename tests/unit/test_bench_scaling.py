@@ -1,4 +1,4 @@
-"""``consent-ledger bench-compare``: the linearity target from result files the bench wrote."""
+"""``python -m tools bench-compare``: the linearity target from result files the bench wrote."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any
 import orjson
 import pytest
 
-from services.bench import cpu, wal
-from services.bench.cpu import CpuCost
-from services.bench.plan import MEASUREMENTS
-from services.bench.report import MET, NOT_MEASURED, NOT_MET, Row, to_json
-from services.bench.results import Count, Measured, build_rows
-from services.bench.scaling import SCALED, BenchFile, CompareError, compare, load, made_when
-from services.bench.wal import WalCost
-from services.cli import main
+from tools.bench import cpu, wal
+from tools.bench.cpu import CpuCost
+from tools.bench.plan import MEASUREMENTS
+from tools.bench.report import MET, NOT_MEASURED, NOT_MET, Row, to_json
+from tools.bench.results import Count, Measured, build_rows
+from tools.bench.scaling import SCALED, BenchFile, CompareError, compare, load, made_when
+from tools.bench.wal import WalCost
+from tools.cli import main
 
 
 def result_file(

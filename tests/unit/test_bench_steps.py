@@ -1,4 +1,4 @@
-"""`consent-ledger bench-steps`: its inputs are what the projector would have, and it reports
+"""`python -m tools bench-steps`: its inputs are what the projector would have, and it reports
 every step (no timing is asserted: the numbers are the tool's output, not a test)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from events.catalog import AnyEvent
 from projections.rows import purposes_doc, state_from_row
 from projections.state import SubjectState, fold
-from services.bench.steps import STEPS, prepare, stored_rows
-from services.cli import main
 from tests.strategies import ledger
+from tools.bench.steps import STEPS, prepare, stored_rows
+from tools.cli import main
 
 
 @given(ledger())

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from prometheus_client import generate_latest
 
-from services.bench import transactions
-from services.bench.transactions import Grouping, Totals
 from services.metrics import APPEND_BATCH_RECORDS
-from services.stack.ports import free_port
+from tools.bench import transactions
+from tools.bench.transactions import Grouping, Totals
+from tools.stack.ports import free_port
 
 
 def test_the_totals_follow_what_intake_observes() -> None:

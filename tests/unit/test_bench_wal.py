@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from services.bench import wal
-from services.bench.cpu import Window
-from services.bench.report import format_grid
-from services.bench.samples import interpolated
-from services.bench.wal import WalCost, WalReading
+from tools.bench import wal
+from tools.bench.cpu import Window
+from tools.bench.report import format_grid
+from tools.bench.samples import interpolated
+from tools.bench.wal import WalCost, WalReading
 
 
 def test_the_log_per_event_is_the_positions_moved_over_the_events() -> None:

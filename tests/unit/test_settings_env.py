@@ -1,4 +1,4 @@
-"""Settings travel to child processes (``consent-ledger run``) as environment variables."""
+"""Settings travel to child processes (``python -m tools run``) as environment variables."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import pytest
 from pydantic import ValidationError
 
 from services.config import Settings, Webhook
+from tools.stack.settings import StackSettings
 
 HOOK = Webhook(url="https://mail.example.com/hook", secret="0123456789abcdef")
 
 
 def test_every_setting_survives_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lists (the webhooks, secrets included) go as JSON, so the child reads what was meant."""
-    original = Settings(feed_webhooks=[HOOK], feed_topic="feed-x", stack_postgres=True)
+    """Lists (the webhooks, secrets included) go as JSON, so the child reads what was meant;
+    the stack's own settings travel the same way."""
+    original = StackSettings(feed_webhooks=[HOOK], feed_topic="feed-x", stack_postgres=True)
     for name, value in original.to_env().items():
         monkeypatch.setenv(name, value)
-    assert Settings() == original
+    assert StackSettings() == original
     assert Settings().feed_webhooks[0].secret == "0123456789abcdef"
 
 

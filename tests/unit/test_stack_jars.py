@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.stack import StackError
-from services.stack.jars import (
+from tools.stack import StackError
+from tools.stack.jars import (
     MARKER,
     broker_classpath,
     cache_dir,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from services.config import Settings
-from services.stack import StackError, free_port, isolated_settings
-from services.stack.ports import (
+from tools.stack import StackError, StackSettings, free_port, isolated_settings
+from tools.stack.ports import (
     controller_port,
     kafka_port,
     port_in_use,
@@ -20,7 +20,7 @@ from services.stack.ports import (
 
 
 def test_ports_come_from_settings() -> None:
-    settings = Settings(
+    settings = StackSettings(
         kafka_bootstrap="127.0.0.1:19092",
         database_url="postgresql://consent@127.0.0.1:15432/consent_ledger",
     )
@@ -51,7 +51,7 @@ def test_free_port_is_free() -> None:
 
 
 def test_isolated_settings_use_a_nested_dir_and_other_ports(tmp_path: Path) -> None:
-    base = Settings(stack_dir=tmp_path)
+    base = StackSettings(stack_dir=tmp_path)
     isolated = isolated_settings(base)
     assert isolated.stack_dir == tmp_path / "test"
     ports = {

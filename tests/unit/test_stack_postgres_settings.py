@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from services.stack.postgres import SERVER_SETTINGS, missing_settings
+from tools.stack.postgres import SERVER_SETTINGS, missing_settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 

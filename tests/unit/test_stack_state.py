@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 from services.config import Settings
-from services.stack import StackInfo, down, register_service, status, unregister_service
-from services.stack.state import ProcessEntry, StackState, edit_state, load_state, save_state
+from tools.stack import StackInfo, down, register_service, status, unregister_service
+from tools.stack.state import ProcessEntry, StackState, edit_state, load_state, save_state
 
 
 def _running_stack(stack_dir: Path) -> None:

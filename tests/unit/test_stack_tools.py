@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.stack import StackError
-from services.stack.tools import find_pg_bindir, parse_java_major, require_java, require_maven
+from tools.stack import StackError
+from tools.stack.tools import find_pg_bindir, parse_java_major, require_java, require_maven
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""``consent-ledger bench``: one run, its own stack, every measurement, a table and a JSON file.
+"""``python -m tools bench``: one run, its own stack, every measurement, a table and a JSON file.
 
 The run starts (or reuses) the stack in ``.stack/bench`` on free ports, works in a namespace
 of its own (fresh topics and database, removed at the end), runs intake and projector as child
@@ -27,8 +27,11 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from projections.migrations import apply
-from services import stack
-from services.bench import (
+from services.config import ROOT, Settings
+from services.messaging.topics import ensure_topics
+from services.progress import ProgressPrinter
+from tools import stack
+from tools.bench import (
     children,
     cpu,
     feed_latency,
@@ -40,9 +43,9 @@ from services.bench import (
     warmup,
     workload,
 )
-from services.bench.http_load import LoadResult
-from services.bench.plan import MEASUREMENTS, WITH_SERVICES, select
-from services.bench.results import (
+from tools.bench.http_load import LoadResult
+from tools.bench.plan import MEASUREMENTS, WITH_SERVICES, select
+from tools.bench.results import (
     LARGE_EVENTS,
     LARGE_SUBJECTS,
     Count,
@@ -50,9 +53,8 @@ from services.bench.results import (
     OpenLoop,
     build_rows,
 )
-from services.config import ROOT, Settings
-from services.progress import ProgressPrinter
-from services.stack.state import load_state
+from tools.stack.settings import StackSettings
+from tools.stack.state import load_state
 
 #: The --large run's shape (5 events per subject), so that a default run is its base.
 DEFAULT_EVENTS, DEFAULT_SUBJECTS = 30_000, 6_000
@@ -165,7 +167,7 @@ async def create_namespace(base: Settings) -> Namespace:
     namespace = Namespace(
         settings, f"bench-{tag}.raw", f"bench-{tag}.warmup", base.database_url, database
     )
-    await stack.ensure_topics(settings)
+    await ensure_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
@@ -363,7 +365,7 @@ class Run:
 
     async def warm_up(self) -> None:
         """Send records through the broker and read them back before measuring, so that its
-        start-up is not charged to the first measurement (:mod:`services.bench.warmup`)."""
+        start-up is not charged to the first measurement (:mod:`tools.bench.warmup`)."""
         if (n := self.config.warm_up) == 0:
             return
         say(f"warm-up: {n:,} records through the broker and back, not measured")
@@ -536,7 +538,7 @@ def _rate(count: Count | None) -> str:
 
 async def run(config: Config) -> Measured:
     """One run at a time on the bench stack (:func:`one_run_at_a_time`)."""
-    base = stack.isolated_settings(Settings(), "bench")
+    base = stack.isolated_settings(StackSettings(), "bench")
     with one_run_at_a_time(base.stack_dir):
         return await _run_alone(config, base)
 
@@ -567,7 +569,7 @@ def one_run_at_a_time(stack_dir: Path) -> Iterator[None]:
         yield  # the lock goes with the file's closing, also when the process dies
 
 
-async def _run_alone(config: Config, base: Settings) -> Measured:
+async def _run_alone(config: Config, base: StackSettings) -> Measured:
     """Bring the bench stack up, measure, and tear down whatever this run started."""
     started_stack = stack.status(base) is None
     say(f"stack in {base.stack_dir} (Kafka {base.kafka_bootstrap})")

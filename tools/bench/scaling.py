@@ -1,6 +1,6 @@
 """The linearity target: a larger run's cost per event against smaller runs', path by path.
 
-Reads result files that ``consent-ledger bench`` wrote; the rest is pure.
+Reads result files that ``python -m tools bench`` wrote; the rest is pure.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from services.bench.cpu import Window
-from services.bench.report import Row, Target, at_most, number, under_load
-from services.bench.results import LARGE_EVENTS
+from tools.bench.cpu import Window
+from tools.bench.report import Row, Target, at_most, number, under_load
+from tools.bench.results import LARGE_EVENTS
 
 #: The rows whose cost per event can grow with the ledger's size, each with the name of its
-#: CPU reading (:mod:`services.bench.cpu`): the runs that handle ``events`` events, and the
+#: CPU reading (:mod:`tools.bench.cpu`): the runs that handle ``events`` events, and the
 #: single-event capacity (a request is one event), which runs against the ledger they left.
 SCALED = (
     ("intake", "Kafka intake topic -> ledger", Window.KAFKA_INTAKE),

@@ -18,8 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
-from services.bench.children import descendants
-from services.bench.samples import interpolated
+from tools.bench.children import descendants
+from tools.bench.samples import interpolated
 
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 SAMPLE_S = 0.25
@@ -212,7 +212,7 @@ LEGEND = (
 
 
 def cells(costs: Mapping[Window, CpuCost]) -> list[tuple[str, ...]]:
-    """One line per measurement for :func:`services.bench.report.format_grid`."""
+    """One line per measurement for :func:`tools.bench.report.format_grid`."""
     return [
         (
             name.value,

@@ -1,4 +1,4 @@
-"""``consent-ledger bench-steps``: the CPU each pure step of the projector costs per event.
+"""``python -m tools bench-steps``: the CPU each pure step of the projector costs per event.
 
 No stack is needed. The bench's own events, sealed as intake seals them and encoded as the
 log holds them, are cut into the projector's batches and taken through its steps once, to
@@ -26,11 +26,11 @@ from projections.outbox import feed_changes
 from projections.rows import PurposesDoc, purposes_doc, state_from_row, subscriber_columns
 from projections.state import SubjectState, fold
 from projections.store import LedgerRecord, mirror_columns
-from services.bench import workload
-from services.bench.report import format_grid
 from services.intake.recording import seal_all
 from services.process import settle_heap
 from services.projector.consumer import Record, decode_record, opened
+from tools.bench import workload
+from tools.bench.report import format_grid
 
 PARTITIONS = 12
 #: The ``subscribers`` columns in :func:`subscriber_columns`' order, and those that are jsonb.

@@ -1,4 +1,4 @@
-"""One KRaft combined broker+controller node on loopback, and the project's topics."""
+"""One KRaft combined broker+controller node on loopback (the topics: services.messaging.topics)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
-from services.config import Settings
-from services.feed.forgetting import feed_topic_configs
-from services.messaging.unreachable import unreachable
-from services.stack import procs
-from services.stack.errors import StackError
-from services.stack.ports import LOOPBACK
-from services.stack.state import ProcessEntry
+from tools.stack import procs
+from tools.stack.errors import StackError
+from tools.stack.ports import LOOPBACK
+from tools.stack.state import ProcessEntry
 
 READY_TIMEOUT_S = 120.0
 PROBE_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 30.0
-DAY_MS = 24 * 3600 * 1000
-SEVEN_DAYS_MS = 7 * DAY_MS
 JVM_OPTS = ("-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
 
 LOG4J2_PROPERTIES = """\
@@ -229,72 +223,3 @@ def stop(broker: ProcessEntry) -> None:
     """SIGTERM for a controlled shutdown, SIGKILL to the group if it takes too long."""
     if broker.alive():
         procs.terminate(broker.pid, STOP_TIMEOUT_S, group=True)
-
-
-def topic_specs(settings: Settings) -> list[NewTopic]:
-    """The project's topics: the ledger is kept forever, intake for a week, the feed compacted."""
-    keep_forever = {"retention.ms": "-1", "cleanup.policy": "delete"}
-    return [
-        NewTopic(
-            settings.ledger_topic, settings.ledger_partitions, 1,
-            topic_configs={**keep_forever, "min.insync.replicas": "1"},
-        ),
-        NewTopic(
-            settings.intake_topic, 3, 1,
-            topic_configs={"retention.ms": str(SEVEN_DAYS_MS), "cleanup.policy": "delete"},
-        ),
-        # Dead letters of the intake topic may hold personal data in clear: kept 30 days.
-        NewTopic(
-            settings.dead_letter_topic, 1, 1,
-            topic_configs={"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
-        ),
-        # The eligibility feed: the latest entry per subject is kept forever, older ones (and
-        # the addresses they held) are compacted away within the forget bound; an erasure's
-        # tombstone stays a week, so a consumer offline for less than that still sees it.
-        NewTopic(
-            settings.feed_topic, settings.feed_partitions, 1,
-            topic_configs=feed_topic_configs(settings.feed_forget_after_s),
-        ),
-    ]  # fmt: skip
-
-
-async def ensure_topics(settings: Settings) -> None:
-    """Create the project's topics; ones that already exist are left as they are, except that
-    the feed topic gets its configs again (one made before the forget bound has none of it)."""
-    admin = AIOKafkaAdminClient(**settings.kafka_options())
-    try:
-        await admin.start()
-        response = await admin.create_topics(topic_specs(settings))
-        failures = [problem for e in response.topic_errors if (problem := _topic_problem(e))]
-        if not failures:
-            failures = await _set_feed_configs(admin, settings)
-    except KafkaError as exc:
-        raise StackError(f"cannot create topics: {unreachable(settings, exc)}") from exc
-    finally:
-        await admin.close()
-    if failures:
-        raise StackError("could not create Kafka topics: " + "; ".join(failures))
-
-
-async def _set_feed_configs(admin: AIOKafkaAdminClient, settings: Settings) -> list[str]:
-    """Give the feed topic its configs; returns the failures as `topic: reason`.
-
-    aiokafka 0.14 has only the legacy AlterConfigs, which replaces all of a topic's overrides:
-    the feed's are all project settings, so a hand-made override of it does not survive."""
-    configs = feed_topic_configs(settings.feed_forget_after_s)
-    resource = ConfigResource(ConfigResourceType.TOPIC, settings.feed_topic, configs)
-    responses = await admin.alter_configs([resource])
-    return [
-        f"{name}: {message or f'error code {code}'}"
-        for response in responses
-        for code, message, _, name in response.resources
-        if code
-    ]
-
-
-def _topic_problem(entry: tuple[str, int, str | None] | tuple[str, int]) -> str | None:
-    """None for created or already existing; else `topic: reason` (v0 responses lack a message)."""
-    name, code, *message = entry
-    if code in (0, TopicAlreadyExistsError.errno):
-        return None
-    return f"{name}: {message[0] if message and message[0] else f'error code {code}'}"

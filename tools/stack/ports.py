@@ -6,7 +6,8 @@ import socket
 from urllib.parse import urlsplit
 
 from services.config import Settings
-from services.stack.errors import StackError
+from tools.stack.errors import StackError
+from tools.stack.settings import StackSettings
 
 LOOPBACK = "127.0.0.1"
 POSTGRES_DEFAULT_PORT = 5432
@@ -25,7 +26,7 @@ def kafka_port(settings: Settings) -> int:
     return split_host_port(settings.kafka_bootstrap)[1]
 
 
-def controller_port(settings: Settings) -> int:
+def controller_port(settings: StackSettings) -> int:
     """The KRaft controller port: the configured one, else the client port + 1."""
     return settings.kafka_controller_port or kafka_port(settings) + 1
 

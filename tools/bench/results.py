@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.bench.cpu import CpuCost, Window
-from services.bench.report import (
+from tools.bench.cpu import CpuCost, Window
+from tools.bench.report import (
     NOT_MET,
     Latencies,
     Row,
@@ -22,9 +22,9 @@ from services.bench.report import (
     ratio,
     under_load,
 )
-from services.bench.transactions import Grouping
-from services.bench.wal import WalCost
-from services.bench.warmup import WarmUp
+from tools.bench.transactions import Grouping
+from tools.bench.wal import WalCost
+from tools.bench.warmup import WarmUp
 
 # The targets.
 E2E_MIN_EVENTS_S = 20_000.0

@@ -12,12 +12,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from services.config import Settings
+from services.messaging import topics
 from services.privacy.secrets import ensure_local_secrets
-from services.stack import kafka, procs
-from services.stack import postgres as pg
-from services.stack.errors import StackError
-from services.stack.jars import broker_classpath
-from services.stack.ports import (
+from tools.stack import kafka, procs
+from tools.stack import postgres as pg
+from tools.stack.errors import StackError
+from tools.stack.jars import broker_classpath
+from tools.stack.ports import (
     LOOPBACK,
     controller_port,
     free_port,
@@ -26,7 +27,8 @@ from services.stack.ports import (
     postgres_port,
     require_free,
 )
-from services.stack.state import (
+from tools.stack.settings import StackSettings
+from tools.stack.state import (
     ProcessEntry,
     ServiceEntry,
     StackInfo,
@@ -35,7 +37,7 @@ from services.stack.state import (
     edit_state,
     load_state,
 )
-from services.stack.tools import find_pg_bindir, require_java
+from tools.stack.tools import find_pg_bindir, require_java
 
 SERVICE_STOP_TIMEOUT_S = 10.0
 
@@ -48,7 +50,10 @@ def print_progress(message: str) -> None:
 
 
 async def up(
-    settings: Settings, *, database_url_given: bool = False, progress: Progress = print_progress
+    settings: StackSettings,
+    *,
+    database_url_given: bool = False,
+    progress: Progress = print_progress,
 ) -> StackInfo:
     """Start (or reuse) Kafka and PostgreSQL, create topics, migrate; return when all is ready.
 
@@ -69,18 +74,18 @@ async def up(
     return info
 
 
-async def _bring_up(settings: Settings, database_url_given: bool, progress: Progress) -> None:
+async def _bring_up(settings: StackSettings, database_url_given: bool, progress: Progress) -> None:
     ensure_local_secrets(settings)
     broker, launched = await _launch_kafka(settings, progress)
     await _start_postgres(settings, database_url_given, progress)
     await kafka.wait_ready(settings.kafka_bootstrap, broker, kafka.kafka_paths(settings.stack_dir))
     progress(f"Kafka ready at {settings.kafka_bootstrap} ({time.monotonic() - launched:.1f} s)")
-    await kafka.ensure_topics(settings)
-    progress("topics ready: " + ", ".join(t.name for t in kafka.topic_specs(settings)))
+    await topics.ensure_topics(settings)
+    progress("topics ready: " + ", ".join(t.name for t in topics.topic_specs(settings)))
     await _apply_migrations(settings.database_url, progress)
 
 
-async def _launch_kafka(settings: Settings, progress: Progress) -> tuple[ProcessEntry, float]:
+async def _launch_kafka(settings: StackSettings, progress: Progress) -> tuple[ProcessEntry, float]:
     """Start the broker without waiting for it (PostgreSQL starts meanwhile); reuse a live one."""
     state = load_state(settings.stack_dir)
     if state is not None and state.kafka is not None and state.kafka.alive():
@@ -105,7 +110,7 @@ async def _launch_kafka(settings: Settings, progress: Progress) -> tuple[Process
     return broker, time.monotonic()
 
 
-async def _start_postgres(settings: Settings, given: bool, progress: Progress) -> None:
+async def _start_postgres(settings: StackSettings, given: bool, progress: Progress) -> None:
     """Check a given server, or start (or reuse) the stack's own cluster and its database."""
     url = settings.database_url
     if given:
@@ -119,7 +124,7 @@ async def _start_postgres(settings: Settings, given: bool, progress: Progress) -
         saved.database_url = url
 
 
-async def _run_own_postgres(settings: Settings, progress: Progress) -> None:
+async def _run_own_postgres(settings: StackSettings, progress: Progress) -> None:
     bindir, paths, port = find_pg_bindir(), pg.pg_paths(settings.stack_dir), postgres_port(settings)
     pid = pg.running_pid(paths)
     if pid is not None:
@@ -139,17 +144,17 @@ async def _run_own_postgres(settings: Settings, progress: Progress) -> None:
     if stale := await pg.settings_to_restart(settings.database_url):
         progress(
             f"PostgreSQL runs without {', '.join(stale)}; they apply once the stack is "
-            "restarted: consent-ledger stack down, then up"
+            "restarted: python -m tools stack down, then up"
         )
     if await pg.ensure_database(settings.database_url):
         progress(f"created database {pg.url_user_and_db(settings.database_url)[1]}")
 
 
-def _same_address(what: str, running: str, wanted: str, settings: Settings) -> None:
+def _same_address(what: str, running: str, wanted: str, settings: StackSettings) -> None:
     if running != wanted:
         raise StackError(
             f"{what} of the stack in {settings.stack_dir} already runs at {running}, not "
-            f"{wanted}. Stop it first with: consent-ledger stack down"
+            f"{wanted}. Stop it first with: python -m tools stack down"
         )
 
 
@@ -212,7 +217,7 @@ def unregister_service(settings: Settings, name: str) -> None:
             state.services.pop(name, None)
 
 
-def isolated_settings(base: Settings, name: str = "test") -> Settings:
+def isolated_settings(base: StackSettings, name: str = "test") -> StackSettings:
     """Settings for a second stack in `<base.stack_dir>/<name>` that cannot collide with the first.
 
     A stack already running there keeps its ports; otherwise every port is a free one.
@@ -249,7 +254,10 @@ def _with_port(url: str, port: int) -> str:
 
 
 async def run_foreground(
-    settings: Settings, *, database_url_given: bool = False, progress: Progress = print_progress
+    settings: StackSettings,
+    *,
+    database_url_given: bool = False,
+    progress: Progress = print_progress,
 ) -> None:
     """`up`, then wait for SIGINT/SIGTERM, then `down` (the CLI's `stack up` without --detach)."""
     loop = asyncio.get_running_loop()

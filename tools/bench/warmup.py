@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.audit.log import iterate_log
-from services.bench import raw
 from services.config import Settings
+from tools.bench import raw
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any
 
 import asyncpg
 
-from services.bench.cpu import SAMPLE_S, Window
-from services.bench.samples import interpolated
+from tools.bench.cpu import SAMPLE_S, Window
+from tools.bench.samples import interpolated
 
 #: Bytes of log written since the server's log began (an LSN is a byte position).
 POSITION = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::float8"
@@ -109,7 +109,7 @@ LEGEND = (
 
 
 def cells(costs: Mapping[Window, WalCost]) -> list[tuple[str, ...]]:
-    """One line per measurement for :func:`services.bench.report.format_grid`."""
+    """One line per measurement for :func:`tools.bench.report.format_grid`."""
     return [
         (
             name.value,

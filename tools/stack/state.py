@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from services.stack import procs
+from tools.stack import procs
 
 
 class ProcessEntry(BaseModel):

@@ -23,14 +23,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from projections.store import PROJECTION
 from services.access.tokens import TokenStore
-from services.bench import http_load, workload
-from services.bench.http_load import LoadResult, Outcome, Positions
-from services.bench.wire import Pool
 from services.config import Settings
 from services.intake.recording import seal_all, to_records
 from services.messaging.appender import Appender, Receipt
 from services.privacy.keystore import KeyStore
 from services.privacy.secrets import load_secrets
+from tools.bench import http_load, workload
+from tools.bench.http_load import LoadResult, Outcome, Positions
+from tools.bench.wire import Pool
 
 POLL_S = 0.05
 LAG_POLL_S = 0.01

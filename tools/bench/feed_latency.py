@@ -16,9 +16,9 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from services.bench import workload
-from services.bench.pipeline import feed_queued, intake_client
 from services.config import Settings
+from tools.bench import workload
+from tools.bench.pipeline import feed_queued, intake_client
 
 PURPOSE = "newsletter"
 

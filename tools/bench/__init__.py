@@ -1,4 +1,4 @@
-"""``consent-ledger bench``: throughput, latency and memory of the pipeline on the local stack.
+"""``python -m tools bench``: throughput, latency and memory of the pipeline on the local stack.
 
 One run starts its own stack in ``.stack/bench``, measures the raw limits of Kafka and
 PostgreSQL, intake (Kafka topic, HTTP batches, single HTTP events), projection and

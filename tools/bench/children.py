@@ -1,4 +1,4 @@
-"""The services under test, run as child processes (as ``consent-ledger run`` does) so that
+"""The services under test, run as child processes (as ``python -m tools run`` does) so that
 their peak resident memory can be read from ``/proc``."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import runner, stack
 from services.config import Settings
+from tools import runner, stack
 
 STOP_TIMEOUT_S = 15.0
 
@@ -41,12 +41,12 @@ def read_peak_rss_mb(pid: int) -> float | None:
 
 
 def service_of(name: str, settings: Settings) -> runner.Service:
-    """The HTTP service called ``name`` as ``consent-ledger run`` starts it."""
+    """The HTTP service called ``name`` as ``python -m tools run`` starts it."""
     return next(s for s in runner.services_of(settings) if s.name == name)
 
 
 async def start(name: str, settings: Settings) -> Child:
-    """Spawn ``consent-ledger <name>`` as ``consent-ledger run`` does, register it with the
+    """Spawn ``consent-ledger <name>`` as ``python -m tools run`` does, register it with the
     stack so ``down`` would stop it, and wait until its ``/readyz`` answers 200."""
     service = service_of(name, settings)
     child = Child(name, service.url, runner.spawn(name, settings))
@@ -132,7 +132,7 @@ def run_measured(
 def descendants(pid: int, *, every_thread: bool = True) -> list[int]:
     """The processes below ``pid`` now, from ``/proc/<pid>/task/*/children``; with
     ``every_thread=False`` only those that main threads started (one file to read per process
-    instead of one per thread, see ``services.bench.cpu``)."""
+    instead of one per thread, see ``tools.bench.cpu``)."""
     found: list[int] = []
     parents = [pid]
     while parents:

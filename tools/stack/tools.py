@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from services.stack.errors import StackError
+from tools.stack.errors import StackError
 
 JAVA_MIN = 17
 PG_LIB_ROOT = Path("/usr/lib/postgresql")

@@ -1,8 +1,7 @@
 """A local Kafka + PostgreSQL stack for development and tests, without Docker."""
 
-from services.stack.errors import StackError
-from services.stack.kafka import ensure_topics
-from services.stack.launcher import (
+from tools.stack.errors import StackError
+from tools.stack.launcher import (
     down,
     isolated_settings,
     print_progress,
@@ -12,14 +11,15 @@ from services.stack.launcher import (
     unregister_service,
     up,
 )
-from services.stack.ports import free_port
-from services.stack.state import StackInfo
+from tools.stack.ports import free_port
+from tools.stack.settings import StackSettings
+from tools.stack.state import StackInfo
 
 __all__ = [
     "StackError",
     "StackInfo",
+    "StackSettings",
     "down",
-    "ensure_topics",
     "free_port",
     "isolated_settings",
     "print_progress",

@@ -1,4 +1,4 @@
-"""``consent-ledger run``: the stack plus every service, in the foreground, until Ctrl-C."""
+"""``python -m tools run``: the stack plus every service, in the foreground, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import stack
+from projections.db import create_pool
+from services.access.tokens import AuthError, TokenStore
 from services.config import Settings
-from services.privacy.secrets import ensure_local_token
+from services.privacy.secrets import local_secrets_dir
+from tools import stack
+from tools.stack.settings import StackSettings
 
 READY_TIMEOUT_S = 90.0
 
@@ -89,6 +92,31 @@ def stop_services(started: list[subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
+LOCAL_TOKEN_FILE = "dpo.token"
+
+
+async def ensure_local_token(settings: Settings, database_url: str) -> Path:
+    """A DPO token for trying the local stack, kept in ``<stack_dir>/secrets`` (mode 0600) and
+    issued again if it was revoked or the database is new; the banner names its file."""
+    path = local_secrets_dir(settings) / LOCAL_TOKEN_FILE
+    pool = await create_pool(database_url, max_size=1)
+    try:
+        store = TokenStore(pool)
+        if path.exists():
+            try:
+                await store.authenticate(path.read_text().strip())
+                return path
+            except AuthError:
+                path.unlink()
+        token, _ = await store.create("dpo", "make run (local stack)")
+    finally:
+        await pool.close()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return path
+
+
 def banner(settings: Settings, info: stack.StackInfo, token: Path) -> str:
     lines = [
         "",
@@ -107,7 +135,7 @@ def banner(settings: Settings, info: stack.StackInfo, token: Path) -> str:
     return "\n".join(lines)
 
 
-async def run(settings: Settings, database_url_given: bool) -> None:
+async def run(settings: StackSettings, database_url_given: bool) -> None:
     """Start everything, print where to reach it, and stop it all on SIGINT or SIGTERM."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -1,4 +1,4 @@
-"""Composition root of the reference consumer (``consent-ledger audience``).
+"""Composition root of the reference consumer (``python -m tools audience``).
 
 It reads every partition of the feed topic from where its own database says it stopped (the
 start, the first time), without a consumer group: its offsets live only in PostgreSQL, next to
@@ -21,9 +21,10 @@ from aiokafka.structs import TopicPartition
 
 from projections.db import create_pool
 from projections.feed import VERSION_HEADER, FeedEntry
-from services.audience.store import AudienceStore, FeedRecord
 from services.config import Settings
 from services.feed.main import stop_on_signals
+from tools.audience.settings import AudienceSettings
+from tools.audience.store import AudienceStore, FeedRecord
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ async def _follow(
 
 
 async def run(
-    settings: Settings, stop: asyncio.Event | None = None, *, recheck_s: float = RECHECK_S
+    settings: AudienceSettings, stop: asyncio.Event | None = None, *, recheck_s: float = RECHECK_S
 ) -> None:
     """Keep the audience in sync with the feed until ``stop`` (default: SIGINT or SIGTERM)."""
     stop = stop or stop_on_signals()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from services.bench.wire import HttpError, Pool
+from tools.bench.wire import HttpError, Pool
 
 Body = Callable[[int], bytes]
 Positions = list[tuple[int, int]]

@@ -78,7 +78,7 @@ LEGEND = (
 
 
 def cells(groups: Mapping[str, Grouping]) -> list[tuple[str, ...]]:
-    """One line per measurement for :func:`services.bench.report.format_grid`."""
+    """One line per measurement for :func:`tools.bench.report.format_grid`."""
     return [
         (name, f"{g.transactions:,}", f"{g.records:,}", f"{g.per_transaction:,.1f}")
         for name, g in groups.items()

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from services.stack.errors import StackError
-from services.stack.tools import require_maven
+from tools.stack.errors import StackError
+from tools.stack.tools import require_maven
 
 # Kafka 4.0-4.4 depend on slf4j-api 1.7.36 and log4j-core 2.24.x but ship no SLF4J binding
 # in the Maven artifacts; log4j-slf4j-impl is the SLF4J 1.x -> log4j2 bridge the release

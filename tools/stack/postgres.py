@@ -14,11 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from services.stack import procs
-from services.stack.errors import StackError
-from services.stack.ports import LOOPBACK
-from services.stack.state import ProcessEntry
-from services.stack.tools import as_postgres_owner, require_postgres_user
+from tools.stack import procs
+from tools.stack.errors import StackError
+from tools.stack.ports import LOOPBACK
+from tools.stack.state import ProcessEntry
+from tools.stack.tools import as_postgres_owner, require_postgres_user
 
 READY_TIMEOUT_S = 60.0
 GIVEN_URL_TIMEOUT_S = 15.0
