@@ -76,8 +76,13 @@ async def build_ledger(settings: Settings) -> None:
                 "received_at": "2024-03-04T09:00:00Z",
             }
             events += await post(intake, "/v1/requests", request)
-            for kind in ("consent.given", "subject.rectified", "restriction.applied"):
-                events += await post(intake, "/v1/events", valid_json(kind, subject))
+            new_address = {"personal": {"email": f"{subject}.new@example.fi"}}
+            for kind, extra in (
+                ("consent.given", {}),
+                ("subject.rectified", new_address),  # each their own: an erased one is suppressed
+                ("restriction.applied", {}),
+            ):
+                events += await post(intake, "/v1/events", valid_json(kind, subject, **extra))
             events += await post(intake, "/v1/events", valid_json("subject.erased", subject))
     async with serve(projector_app(settings), settings.projector_port):
         pool = await create_pool(settings.database_url, max_size=1)
