@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -19,12 +20,18 @@ from tests.samples import given_json, valid_json, withdrawn_json
 pytestmark = pytest.mark.integration
 
 
-async def produce(settings: Settings, values: list[bytes]) -> None:
+async def produce(settings: Settings, values: list[bytes], *, together: bool = False) -> None:
+    """Produce in this order under one key; ``together``: in one produce request, so that
+    intake reads them in one batch."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        for value in values:  # one key: the intake topic keeps them in this order
-            await producer.send_and_wait(settings.intake_topic, value, key=b"crm")
+        if together:
+            sent = [await producer.send(settings.intake_topic, v, key=b"crm") for v in values]
+            await asyncio.gather(*sent)
+        else:
+            for value in values:
+                await producer.send_and_wait(settings.intake_topic, value, key=b"crm")
     finally:
         await producer.stop()
 
@@ -182,3 +189,44 @@ async def test_personal_data_in_a_clear_field_is_dead_lettered_naming_the_field(
     assert b"source.actor" in detail
     assert b"looks like an e-mail address" in detail
     assert b"jane@example.com" not in detail
+
+
+async def test_the_intake_topic_refuses_an_import_of_an_address_objected_in_the_same_batch(
+    settings: Settings, intake: httpx.AsyncClient
+) -> None:
+    """As over HTTP, but item by item: the objection and the steps around it are appended, the
+    import under another subject id is dead-lettered; and a request received with its identity
+    verification in one batch is accepted, the second seeing the first."""
+    li = {"notice_version": "2022-02-22", "language": "fi", "method": "crm_import",
+          "legal_basis": "legitimate_interest"}  # fmt: skip
+    address = {"email": "objected.over.kafka@example.fi"}
+    await produce(settings, [as_bytes(given_json("crm-x", data=li, personal=address))])
+
+    async def imported() -> bool:
+        return len(await read_topic(settings, settings.ledger_topic)) == 1
+
+    await eventually(imported)
+    await produce(
+        settings,
+        [
+            as_bytes(valid_json("objection.received", "crm-x")),
+            as_bytes(given_json("crm-y", data=li, personal=address)),
+            as_bytes(valid_json("request.received", "crm-x")),
+            as_bytes(valid_json("request.identity_verified", "crm-x")),
+        ],
+        together=True,
+    )
+
+    async def decided() -> bool:
+        return len(await read_topic(settings, settings.dead_letter_topic)) == 1
+
+    await eventually(decided)
+    ledger = [decode(r.value) for r in await read_topic(settings, settings.ledger_topic)]
+    assert [(e.type, e.subject_id) for e in ledger[1:]] == [
+        ("objection.received", "crm-x"),
+        ("request.received", "crm-x"),
+        ("request.identity_verified", "crm-x"),
+    ]
+    (dead,) = await read_topic(settings, settings.dead_letter_topic)
+    assert dead.headers["x-origin-offset"] == b"2"
+    assert b"personal.email" in dead.headers["x-error-detail"]
