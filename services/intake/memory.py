@@ -28,7 +28,7 @@ from services.privacy.suppression import AddressBook, Why, read_book
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
+class ClaimedKey:
     """A claimed key: the plan (ids, time) while pending, the answer once done."""
 
     digest: bytes
@@ -43,16 +43,16 @@ class MemoryIdempotency:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._requests: dict[str, _Request] = {}
+        self.claimed: dict[str, ClaimedKey] = {}
 
     def claim(
         self, key: str, digest: bytes, event_ids: list[UUID], recorded_at: datetime
-    ) -> tuple[Claim, _Request | None]:
+    ) -> tuple[Claim, ClaimedKey | None]:
         """The claim's outcome, and the row to store if the transaction commits."""
         now = self._clock()
-        found = self._requests.get(key)
+        found = self.claimed.get(key)
         if found is None:
-            return Claim("new", event_ids, recorded_at), _Request(
+            return Claim("new", event_ids, recorded_at), ClaimedKey(
                 digest, event_ids, recorded_at, now
             )
         if found.digest != digest:
@@ -63,23 +63,23 @@ class MemoryIdempotency:
             return Claim("in_progress", []), None
         return Claim("new", found.event_ids, found.recorded_at), replace(found, claimed_at=now)
 
-    def store(self, key: str, request: _Request) -> None:
-        self._requests[key] = request
+    def store(self, key: str, request: ClaimedKey) -> None:
+        self.claimed[key] = request
 
     async def answered(self, key: str, digest: bytes) -> dict[str, Any] | None:
-        found = self._requests.get(key)
+        found = self.claimed.get(key)
         if found is None or found.digest != digest or found.response is None:
             return None
         return copy.deepcopy(found.response)
 
     async def complete(self, key: str, response: dict[str, Any]) -> None:
-        if key in self._requests:
-            self._requests[key] = replace(self._requests[key], response=copy.deepcopy(response))
+        if key in self.claimed:
+            self.claimed[key] = replace(self.claimed[key], response=copy.deepcopy(response))
 
     async def release(self, key: str) -> None:
-        found = self._requests.get(key)
+        found = self.claimed.get(key)
         if found is not None and found.response is None:
-            self._requests[key] = replace(found, claimed_at=float("-inf"))
+            self.claimed[key] = replace(found, claimed_at=float("-inf"))
 
 
 @dataclass(slots=True)
@@ -122,7 +122,7 @@ class MemoryBatch:
         self._state = state
         self._claims = claims
         self._book: tuple[AddressBook, Sequence[UUID]] | None = None
-        self._claim: tuple[str, _Request] | None = None
+        self._claim: tuple[str, ClaimedKey] | None = None
 
     async def book(
         self, submissions: Sequence[AnySubmission], keys: Mapping[int, bytes]
@@ -176,14 +176,14 @@ class MemoryKeyStore:
     """Data keys by subject and generation; a shredded key is kept as ``None``."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, dict[int, DataKey | None]] = {}
+        self.generations: dict[str, dict[int, DataKey | None]] = {}
 
     async def current(self, subject_ids: Iterable[str]) -> dict[str, DataKey]:
         return {subject: self._current_of(subject) for subject in dict.fromkeys(subject_ids)}
 
     def _current_of(self, subject_id: str) -> DataKey:
         """The latest generation if it is live, else the next one, made now."""
-        generations = self._keys.setdefault(subject_id, {})
+        generations = self.generations.setdefault(subject_id, {})
         latest = max(generations, default=0)
         key = generations.get(latest)
         if key is None:
@@ -192,7 +192,7 @@ class MemoryKeyStore:
 
     async def shred(self, erasures: Iterable[tuple[str, int, UUID]]) -> None:
         for subject_id, through, _ in erasures:
-            generations = self._keys.get(subject_id, {})
+            generations = self.generations.get(subject_id, {})
             for generation in generations:
                 if generation <= through:
                     generations[generation] = None
