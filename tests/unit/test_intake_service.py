@@ -5,9 +5,11 @@ back after a failed append, suppression without the projector) in milliseconds, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import orjson
 import pytest
@@ -24,6 +26,7 @@ from services.intake.memory import (
     MemoryKeyStore,
 )
 from services.intake.policy import LedgerPolicy, PolicyError
+from services.intake.ports import AdmissionBatch, Deadlock
 from services.intake.service import IdempotencyConflictError, IntakeService
 from services.intake.topic_intake import Translator
 from services.messaging.records import AppendError, OutRecord, Receipt
@@ -171,6 +174,35 @@ async def test_an_erasure_shreds_the_subjects_key_once_appended(ledger: Ledger) 
     await ledger.submit(valid_json("subject.erased", "crm-a"))
     assert ledger.keys.generations["crm-a"] == {1: None}
     assert ledger.suppression() == "erased"
+
+
+class DeadlockOnce:
+    """The in-memory unit of work, whose first transaction the backend aborts at its end."""
+
+    def __init__(self, work: MemoryAdmission) -> None:
+        self._work = work
+        self.aborted = 0
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AdmissionBatch]:
+        async with self._work.begin() as batch:
+            yield batch
+            if not self.aborted:
+                self.aborted += 1
+                raise Deadlock("deadlock detected")
+
+    async def unmark(self, event_ids: Iterable[UUID]) -> None:
+        await self._work.unmark(event_ids)
+
+
+async def test_a_batch_aborted_by_a_deadlock_is_decided_again(ledger: Ledger) -> None:
+    await ledger.submit(given("crm-a"))
+    aborting = DeadlockOnce(ledger.work)
+    admission = Admission(aborting, POLICY, INDEX)
+    service = IntakeService(ledger.appender, ledger.claims, admission, "ledger", ledger.keys)
+    accepted = await service.submit([sub(objection("crm-a"))], "k", "test")
+    assert (aborting.aborted, len(accepted.body["events"])) == (1, 1)
+    assert ledger.suppression() == "objected"
 
 
 def consumed(offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
