@@ -13,7 +13,8 @@ from events.catalog import SUBMISSION_ADAPTER
 from services.access.tokens import Caller
 from services.errors import ProblemError
 from services.intake.recording import record_event, to_records
-from services.messaging.appender import Appender, AppendError
+from services.messaging.appender import Appender
+from services.messaging.records import AppendError
 
 
 class AccessRecorder:

@@ -1,13 +1,14 @@
 """Admission: the one step from submissions to the events to append, for every writer (HTTP
 single and batch, the Kafka intake topic, rights requests, the retention job).
 
-One PostgreSQL transaction per batch locks and reads what the ledger has committed about the
-batch's addresses and rights requests, decides (purely, :class:`LedgerPolicy`), reserves the
-event ids, and writes what the accepted items add (new addresses, their holders, suppressions,
-each naming its event id), then commits *before* the events are appended. So a batch that
-follows another one touching the same address sees its suppression even while the projector
-lags, and a refused batch rolls back, leaving nothing behind. If the append then fails, the
-caller takes the suppressions back (:meth:`IdentityIndex.unmark`).
+One transaction of the unit of work (:class:`~services.intake.ports.AdmissionUnitOfWork`) per
+batch locks and reads what the ledger has committed about the batch's addresses and rights
+requests, decides (purely, :class:`LedgerPolicy`), reserves the event ids, and writes what the
+accepted items add (new addresses, their holders, suppressions, each naming its event id), then
+commits *before* the events are appended. So a batch that follows another one touching the same
+address sees its suppression even while the projector lags, and a refused batch rolls back,
+leaving nothing behind. If the append then fails, the caller takes the suppressions back
+(:meth:`Admission.withdraw`).
 """
 
 from __future__ import annotations
@@ -15,28 +16,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
-
-import asyncpg
 
 from events.catalog import AnyEvent, AnySubmission
 from events.ids import uuid7
-from projections.db import Conn
-from services.intake.policy import Decision, LedgerPolicy, PolicyError, known_requests
+from services.intake.policy import Decision, LedgerPolicy, PolicyError
+from services.intake.ports import AdmissionBatch, AdmissionUnitOfWork, Deadlock
 from services.intake.recording import materialize
 from services.privacy.identity import IdentityIndex
 
-#: Two batches that lock overlapping addresses in different rounds can deadlock; PostgreSQL
-#: aborts one of them, which is then decided again from scratch.
+#: Two batches that lock overlapping addresses in different rounds can deadlock; the backend
+#: aborts one of them (:class:`Deadlock`), which is then decided again from scratch.
 ATTEMPTS = 5
 
 #: Reserves the event ids (and recording time) for a decision's drafts, inside the transaction:
 #: HTTP intake claims its idempotency key here, so a refused request leaves no claim either.
-Reserve = Callable[[Conn, Decision], Awaitable[tuple[list[UUID], datetime]]]
+Reserve = Callable[[AdmissionBatch, Decision], Awaitable[tuple[list[UUID], datetime]]]
 
 
-async def fresh_ids(_conn: Conn, decision: Decision) -> tuple[list[UUID], datetime]:
+async def fresh_ids(_batch: AdmissionBatch, decision: Decision) -> tuple[list[UUID], datetime]:
     return [uuid7() for _ in decision.drafts], datetime.now(UTC)
 
 
@@ -54,10 +52,12 @@ class Admitted:
 
 
 class Admission:
+    """Decides batches on the ledger's committed state, whatever backend keeps it."""
+
     def __init__(
-        self, pool: asyncpg.Pool[Any], policy: LedgerPolicy, identities: IdentityIndex
+        self, work: AdmissionUnitOfWork, policy: LedgerPolicy, identities: IdentityIndex
     ) -> None:
-        self._pool = pool
+        self._work = work
         self._policy = policy
         self._identities = identities
 
@@ -69,15 +69,15 @@ class Admission:
         keys = self._identities.keys(submissions)
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    book = await self._identities.book(conn, submissions, keys)
-                    known = await known_requests(conn, submissions)
+                async with self._work.begin() as batch:
+                    book = await batch.book(submissions, keys)
+                    known = await batch.known_requests(submissions)
                     decision = self._policy.decide(submissions, keys, book, known)
                     if whole and decision.problems:
                         raise PolicyError(decision.problems)
-                    event_ids, recorded_at = await reserve(conn, decision)
-                    await self._identities.record(conn, book, event_ids)
-            except asyncpg.DeadlockDetectedError:
+                    event_ids, recorded_at = await reserve(batch, decision)
+                    await batch.record(book, event_ids)
+            except Deadlock:
                 if attempt == ATTEMPTS:
                     raise
                 continue
@@ -87,4 +87,4 @@ class Admission:
 
     async def withdraw(self, admitted: Admitted) -> None:
         """The events were not appended: take their suppressions back."""
-        await self._identities.unmark(self._pool, admitted.event_ids)
+        await self._work.unmark(admitted.event_ids)

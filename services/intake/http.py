@@ -15,7 +15,7 @@ from services.access.tokens import Caller
 from services.errors import ProblemError, invalid_message, problem
 from services.intake.policy import PolicyError
 from services.intake.service import Accepted, IdempotencyConflictError, IntakeService
-from services.messaging.appender import AppendError
+from services.messaging.records import AppendError
 from services.metrics import EVENTS_REJECTED
 
 #: Upper bound on items per batch request; larger imports are split by the producer or go

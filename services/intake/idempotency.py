@@ -8,35 +8,14 @@ appends again *with the same event ids*, so even then the projections see each e
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from projections.db import Conn
-
-#: How long a claim protects a request in flight before a retry may take it over.
-CLAIM_LEASE_S = 60.0
-
-Outcome = Literal["new", "replay", "in_progress", "mismatch"]
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """The result of claiming a key: what the request should do next."""
-
-    outcome: Outcome
-    event_ids: list[UUID]
-    recorded_at: datetime | None = None
-    response: dict[str, Any] | None = None
-
-
-def request_hash(canonical_body: bytes) -> bytes:
-    """Fingerprint of a request, to spot a key reused for a different request."""
-    return hashlib.sha256(canonical_body).digest()
+from services.intake.ports import CLAIM_LEASE_S, Claim
 
 
 class IdempotencyStore:

@@ -22,6 +22,7 @@ from services.intake.http import (
 )
 from services.intake.idempotency import IdempotencyStore
 from services.intake.policy import LedgerPolicy
+from services.intake.postgres import PostgresAdmission
 from services.intake.rights import rights_router
 from services.intake.service import IntakeService
 from services.intake.topic_intake import TopicIntake, Translator
@@ -51,10 +52,11 @@ def create_app(settings: Settings) -> FastAPI:
     register = load_register(settings.register_file)
     secrets = load_secrets(settings)
     keys = KeyStore(pool, secrets.master)
-    admission = Admission(pool, LedgerPolicy(register), IdentityIndex(secrets.identity))
-    service = IntakeService(
-        appender, IdempotencyStore(pool), admission, settings.ledger_topic, keys
+    claims = IdempotencyStore(pool)
+    admission = Admission(
+        PostgresAdmission(pool, claims), LedgerPolicy(register), IdentityIndex(secrets.identity)
     )
+    service = IntakeService(appender, claims, admission, settings.ledger_topic, keys)
     call = intake_call(service)
     tokens = TokenStore(pool)
     guard = Guard(tokens)

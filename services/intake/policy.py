@@ -33,9 +33,7 @@ from events.requests import (
     RequestRejectedIn,
 )
 from events.subject import ErasedIn, RectifiedIn, RestrictionAppliedIn
-from projections.db import Conn
 from projections.deadlines import can_extend, deadline
-from projections.queries import read_requests
 from services.privacy.suppression import AddressBook, why
 
 LEDGER_SOURCE = Source(system="consent-ledger", actor="art19-notifier")
@@ -336,17 +334,8 @@ def _with_data(submission: AnySubmission, **changes: Any) -> AnySubmission:
     return submission.model_copy(update={"data": data})
 
 
-async def known_requests(conn: Conn, submissions: Sequence[AnySubmission]) -> KnownRequests:
-    """The requests a batch's rights-request events name, as the projection holds them."""
-    ids = [s.data.request_id for s in submissions if isinstance(s, LifecycleIn | RequestReceivedIn)]
-    rows = await read_requests(conn, request_ids=ids) if ids else []
-    return KnownRequests(
-        KnownRequest(
-            r["request_id"],
-            r["subject_id"],
-            r["received_at"],
-            answered=r["answered_at"] is not None,
-            extended=r["extended_due_on"] is not None,
-        )
-        for r in rows
-    )
+def requested_ids(submissions: Sequence[AnySubmission]) -> list[UUID]:
+    """The rights requests a batch's request events name: what admission looks up."""
+    return [
+        s.data.request_id for s in submissions if isinstance(s, LifecycleIn | RequestReceivedIn)
+    ]

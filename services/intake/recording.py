@@ -17,7 +17,7 @@ from events.requests import RecipientNotifiedIn
 from events.sealing import DataKey, seal_event
 from events.subject import Erased
 from services.intake.policy import Draft
-from services.messaging.appender import OutRecord
+from services.messaging.records import OutRecord
 
 
 def record_event(

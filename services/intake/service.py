@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,14 +13,12 @@ from uuid import UUID
 import orjson
 
 from events.catalog import AnyEvent, AnySubmission
-from projections.db import Conn
 from services.intake.admission import Admission, Reserve, fresh_ids
-from services.intake.idempotency import IdempotencyStore, request_hash
 from services.intake.policy import Decision, PolicyError
+from services.intake.ports import AdmissionBatch, DataKeys, IdempotencyKeys, LedgerAppender
 from services.intake.recording import erasures, seal_all, to_records
-from services.messaging.appender import Appender, Receipt
+from services.messaging.records import Receipt
 from services.metrics import EVENTS_ACCEPTED
-from services.privacy.keystore import KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +51,11 @@ def receipt_json(event: AnyEvent, receipt: Receipt) -> dict[str, Any]:
     }
 
 
+def request_hash(canonical_body: bytes) -> bytes:
+    """Fingerprint of a request, to spot a key reused for a different request."""
+    return hashlib.sha256(canonical_body).digest()
+
+
 def _fingerprint(submissions: Sequence[AnySubmission]) -> bytes:
     """What an idempotency key is bound to: the request's canonical body."""
     return request_hash(orjson.dumps([s.model_dump(mode="json") for s in submissions]))
@@ -70,11 +74,11 @@ class IntakeService:
 
     def __init__(
         self,
-        appender: Appender,
-        keys: IdempotencyStore,
+        appender: LedgerAppender,
+        keys: IdempotencyKeys,
         admission: Admission,
         ledger_topic: str,
-        data_keys: KeyStore,
+        data_keys: DataKeys,
     ) -> None:
         self._appender = appender
         self._keys = keys
@@ -131,9 +135,9 @@ class IntakeService:
         """Claim the idempotency key inside admission's transaction: its event ids are the ones
         a takeover of an unfinished request must reuse."""
 
-        async def reserve(conn: Conn, decision: Decision) -> tuple[list[UUID], datetime]:
-            ids, recorded_at = await fresh_ids(conn, decision)
-            claim = await self._keys.claim(key, digest, ids, recorded_at, conn)
+        async def reserve(batch: AdmissionBatch, decision: Decision) -> tuple[list[UUID], datetime]:
+            ids, recorded_at = await fresh_ids(batch, decision)
+            claim = await batch.claim(key, digest, ids, recorded_at)
             if claim.outcome == "replay":
                 assert claim.response is not None
                 raise _Replayed(claim.response)

@@ -25,12 +25,13 @@ from events.catalog import SUBMISSION_ADAPTER, AnyEvent, AnySubmission
 from services.config import Settings
 from services.errors import describe
 from services.intake.admission import Admission, Admitted
+from services.intake.ports import DataKeys
 from services.intake.recording import erasures, seal_all, to_records
-from services.messaging.appender import Appender, AppendError, ConsumedOffsets, OutRecord
+from services.messaging.appender import Appender, ConsumedOffsets
 from services.messaging.dead_letters import dead_letter
+from services.messaging.records import AppendError, OutRecord
 from services.messaging.unreachable import failure_reason
 from services.metrics import DEAD_LETTERS, EVENTS_ACCEPTED, EVENTS_REJECTED
-from services.privacy.keystore import KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Translator:
 
     settings: Settings
     admission: Admission
-    keys: KeyStore
+    keys: DataKeys
 
     async def translate(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Translation:
         """Ledger or dead-letter records for one input batch, in input order."""

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -24,31 +24,11 @@ from aiokafka.structs import TopicPartition
 
 from services.config import Settings
 from services.messaging.producers import started_producer, stop_quietly
+from services.messaging.records import AppendError, OutRecord, Receipt
 from services.messaging.unreachable import failure_reason
 from services.metrics import APPEND_BATCH_RECORDS, APPEND_SECONDS
 
 log = logging.getLogger(__name__)
-
-Headers = list[tuple[str, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    """One record to append."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """Where the broker put a record."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +37,6 @@ class ConsumedOffsets:
 
     group_id: str
     offsets: dict[TopicPartition, int]
-
-
-class AppendError(RuntimeError):
-    """Kafka did not take the records; none of them was appended."""
 
 
 @dataclass

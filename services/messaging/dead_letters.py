@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka import ConsumerRecord
 
-from services.messaging.appender import OutRecord
+from services.messaging.records import OutRecord
 
 #: Headers added to every dead letter (the record's own headers are kept before them).
 ORIGIN_TOPIC = "x-origin-topic"

@@ -19,9 +19,9 @@ fold decides, as for any objection). Addresses are known here only by their keye
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from events.catalog import AnySubmission
 from events.consent import ConsentGivenIn, ObjectionReceivedIn
@@ -112,3 +112,43 @@ def load(
     for key, subject_id in holders:
         book.holders.setdefault(key, set()).add(subject_id)
     return book
+
+
+class BookRows(Protocol):
+    """A backend's rows of the identity index, read inside a batch's transaction."""
+
+    async def lock(self, keys: set[bytes], subjects: set[str]) -> None:
+        """Hold these addresses and subjects until the transaction ends (again: a no-op)."""
+        ...
+
+    async def owners(self, keys: set[bytes]) -> list[tuple[bytes, str, Why | None]]:
+        """(key, first subject, suppression) of each known address among ``keys``."""
+        ...
+
+    async def holders(self, keys: set[bytes], subjects: set[str]) -> list[tuple[bytes, str]]:
+        """(key, subject) of every holder of ``keys`` and of every address ``subjects`` hold."""
+        ...
+
+
+async def read_book(
+    rows: BookRows, submissions: Sequence[AnySubmission], keys: Mapping[int, bytes]
+) -> AddressBook:
+    """Lock and read what the ledger committed about a batch's addresses, and about every
+    address of each subject that the batch's objections and erasures suppress (which may name
+    further addresses, and so on). One algorithm for every backend: they differ only in rows."""
+    named = {s.subject_id for s in submissions if s.subject_id is not None}
+    wanted = set(keys.values())
+    while True:
+        await rows.lock(wanted, named)
+        owners = await rows.owners(wanted)
+        first = {key: subject for key, subject, _ in owners}
+        suppressors = {
+            s.subject_id or first.get(keys.get(i, b""))
+            for i, s in enumerate(submissions)
+            if why(s) is not None
+        }
+        holders = await rows.holders(wanted, {s for s in suppressors if s})
+        more = {key for key, _ in holders} - wanted
+        if not more:
+            return load(owners, holders)
+        wanted |= more

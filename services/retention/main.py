@@ -25,6 +25,7 @@ from services.config import Settings
 from services.intake.admission import Admission
 from services.intake.idempotency import IdempotencyStore
 from services.intake.policy import LedgerPolicy
+from services.intake.postgres import PostgresAdmission
 from services.intake.service import IntakeService
 from services.messaging.appender import service_appender
 from services.privacy.identity import IdentityIndex
@@ -51,10 +52,13 @@ async def retention_job(settings: Settings) -> AsyncIterator[RetentionJob]:
     pool = await create_pool(settings.database_url)
     appender = service_appender(settings, transactional_id())
     secrets = load_secrets(settings)
+    claims = IdempotencyStore(pool)
     service = IntakeService(
         appender,
-        IdempotencyStore(pool),
-        Admission(pool, LedgerPolicy(register), IdentityIndex(secrets.identity)),
+        claims,
+        Admission(
+            PostgresAdmission(pool, claims), LedgerPolicy(register), IdentityIndex(secrets.identity)
+        ),
         settings.ledger_topic,
         KeyStore(pool, secrets.master),
     )

@@ -16,7 +16,7 @@ from events.catalog import SUBMISSION_ADAPTER
 from events.codec import decode
 from events.ids import uuid7
 from services.config import Settings
-from services.intake.idempotency import request_hash
+from services.intake.service import request_hash
 from services.projector.main import create_app as projector_app
 from tests.integration.conftest import (
     append_events,

@@ -16,7 +16,8 @@ from projections.db import create_pool
 from services.cli import main
 from services.config import Settings
 from services.intake.main import create_app as intake_app
-from services.messaging.appender import Appender, OutRecord
+from services.messaging.appender import Appender
+from services.messaging.records import OutRecord
 from services.projector.main import create_app as projector_app
 from services.replay.reader import ReplayError
 from services.replay.report import ReplayReport, RowDifference

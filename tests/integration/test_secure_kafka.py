@@ -33,7 +33,8 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from services.config import Settings
-from services.messaging.appender import AppendError, OutRecord, service_appender
+from services.messaging.appender import service_appender
+from services.messaging.records import AppendError, OutRecord
 from services.messaging.topics import TopicsError, ensure_topics
 from tests.integration.conftest import namespace, wait_projected
 from tests.samples import given_json

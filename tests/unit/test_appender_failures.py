@@ -9,7 +9,8 @@ import pytest
 from aiokafka.errors import ProducerFenced
 
 from services.config import Settings
-from services.messaging.appender import AppendError, OutRecord, service_appender
+from services.messaging.appender import service_appender
+from services.messaging.records import AppendError, OutRecord
 from services.messaging.unreachable import failure_reason
 from tools.stack.ports import free_port
 

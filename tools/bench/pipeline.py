@@ -25,7 +25,8 @@ from projections.store import PROJECTION
 from services.access.tokens import TokenStore
 from services.config import Settings
 from services.intake.recording import seal_all, to_records
-from services.messaging.appender import Appender, Receipt
+from services.messaging.appender import Appender
+from services.messaging.records import Receipt
 from services.privacy.keystore import KeyStore
 from services.privacy.secrets import load_secrets
 from tools.bench import http_load, workload
