@@ -217,10 +217,7 @@ def _peer_rows(m: Measured) -> list[Row]:
     return [*rows, tables]
 
 
-PEER_SHAPE = (
-    "a transaction per request: audit INSERT + JSONB upsert (unnest), Starlette on uvicorn "
-    "over loopback HTTP, a process of its own"
-)
+PEER_SHAPE = "a transaction per request (audit INSERT + JSONB upsert), loopback HTTP"
 
 
 def _peer_name(run: PeerRun) -> str:
