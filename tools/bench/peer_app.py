@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import orjson
 import uvicorn
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,7 +33,6 @@ from services.intake.http import BatchIn
 
 #: Intake's pool size (``projections.db.create_pool``), so that both wait alike for a connection.
 POOL_SIZE = 10
-_BATCH: TypeAdapter[BatchIn] = TypeAdapter(BatchIn)
 
 
 def schema_sql(schema: str) -> str:
@@ -135,7 +134,7 @@ def create_app(database_url: str, schema: str) -> Starlette:
 
     async def batch(request: Request) -> Response:
         try:
-            submissions = _BATCH.validate_json(await request.body()).events
+            submissions = BatchIn.model_validate_json(await request.body()).events
         except ValidationError as exc:
             return Response(exc.json(), 422, media_type="application/json")
         return await store(submissions)
