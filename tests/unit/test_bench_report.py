@@ -121,7 +121,8 @@ def test_table_aligns_columns_and_names_each_section_once() -> None:
     ]
     lines = format_table(rows).splitlines()
     assert lines[0].split() == [
-        "section", "measurement", "result", "vs", "raw", "limit", "target", "verdict", "conditions"
+        "section", "measurement", "result", "vs", "raw", "limit", "vs", "peer", "target", "verdict",
+        "conditions",
     ]  # fmt: skip
     assert set(lines[1]) <= {"-", " "}
     body = lines[2:]
@@ -146,7 +147,7 @@ def test_json_keeps_values_and_formatted_cells() -> None:
     assert doc["wall_s"] == 12.0
     (item,) = doc["results"]
     assert item["value"] == 1_500.0
-    assert item["formatted"] == {"result": "1,500 events/s", "vs_raw_limit": "-"}
+    assert item["formatted"] == {"result": "1,500 events/s", "vs_raw_limit": "-", "vs_peer": "-"}
 
 
 def test_rows_compare_with_the_raw_limit_that_applies() -> None:

@@ -83,7 +83,11 @@ async def post(http: Pool, path: str, body: bytes, scheduled: float) -> Outcome:
         return Outcome(scheduled, loop.time(), 0, [])
     positions: Positions = []
     if status == 202:
-        positions = [(e["partition"], e["offset"]) for e in orjson.loads(content)["events"]]
+        positions = [
+            (e["partition"], e["offset"])
+            for e in orjson.loads(content)["events"]
+            if "partition" in e  # the peer's receipts (peer_app.py) name no Kafka position
+        ]
     return Outcome(scheduled, loop.time(), status, positions)
 
 

@@ -35,6 +35,7 @@ from tools.bench import (
     children,
     cpu,
     feed_latency,
+    peer,
     pipeline,
     raw,
     report,
@@ -79,6 +80,8 @@ class Config:
     capacity_seconds: float = 5.0
     raw_max: int = 200_000  # the raw limits are rates: a sample this large is plenty
     warm_up: int = 40_000  # records through the broker before measuring (warmup.py); 0: none
+    peer_clients: tuple[int, ...] = (16, 64)  # the peer's concurrent requests, each load
+    peer_seconds: float = 4.0  # per load on the peer
     only: tuple[str, ...] = MEASUREMENTS
 
     @property
@@ -289,6 +292,7 @@ class Run:
     async def measure(self) -> None:
         steps: dict[str, Callable[[], Awaitable[None]]] = {
             "raw": self.raw_limits,
+            "peer": self.peer,
             "projection": self.projection,
             "replay": self.replay,
             "http-batches": self.http_batches,
@@ -392,6 +396,20 @@ class Run:
         seconds = await raw.copy(self.s.database_url, rows)
         self.m.raw_copy = Count(n, seconds)
         say(f"raw: COPY {n / seconds:,.0f} rows/s")
+
+    async def peer(self) -> None:
+        c = self.config
+        loads = 2 * len(c.peer_clients)
+        say(f"peer: hand-written asyncpg endpoint, {loads} loads of {c.peer_seconds:.0f} s")
+        self.m.peer_seconds = c.peer_seconds
+        self.m.peer = await peer.measure(
+            self.s.database_url, self.start_index(7), c.subjects, c.peer_clients, c.peer_seconds
+        )
+        rates = ", ".join(
+            f"{run.events_per_request} x {run.clients}: {_rate(run.events)}"
+            for run in self.m.peer.runs
+        )
+        say(f"peer: events/s by events per request x concurrent requests: {rates}")
 
     async def projection(self) -> None:
         n = self.config.events

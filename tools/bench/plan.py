@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Collection
 
 #: Every measurement, in the order a run makes them.
+#: The peer runs beside the raw limits: PostgreSQL alone, before any service starts.
 MEASUREMENTS = (
-    "raw", "projection", "replay", "http-batches", "capacity", "open-loop", "lag", "feed",
-    "kafka-intake",
+    "raw", "peer", "projection", "replay", "http-batches", "capacity", "open-loop", "lag",
+    "feed", "kafka-intake",
 )  # fmt: skip
 #: These need intake, the projector and the feed publisher running.
-WITH_SERVICES = frozenset(MEASUREMENTS[3:])
+WITH_SERVICES = frozenset(MEASUREMENTS[MEASUREMENTS.index("http-batches") :])
 
 
 def select(names: Collection[str]) -> tuple[str, ...]:

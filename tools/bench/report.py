@@ -37,6 +37,8 @@ class Row:
     ratio_of: str = ""
     target: Target | None = None
     text: str | None = None  # shown instead of the value (e.g. "n/a (...)")
+    versus: float | None = None  # the value over the peer's rate (tools/bench/peer.py)
+    versus_of: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +126,23 @@ def format_value(row: Row) -> str:
 
 
 def format_ratio(row: Row) -> str:
-    if row.ratio is None:
+    return _share(row.ratio, row.ratio_of)
+
+
+def format_versus(row: Row) -> str:
+    return _share(row.versus, row.versus_of)
+
+
+def _share(value: float | None, of: str) -> str:
+    if value is None:
         return "-"
-    return f"{row.ratio * 100:.0f}% of {row.ratio_of}" if row.ratio_of else f"{row.ratio:.0%}"
+    return f"{value * 100:.0f}% of {of}" if of else f"{value:.0%}"
 
 
-HEADER = ("section", "measurement", "result", "vs raw limit", "target", "verdict", "conditions")
+HEADER = (
+    "section", "measurement", "result", "vs raw limit", "vs peer", "target", "verdict",
+    "conditions",
+)  # fmt: skip
 
 
 def table_cells(rows: Iterable[Row]) -> list[tuple[str, ...]]:
@@ -146,6 +159,7 @@ def table_cells(rows: Iterable[Row]) -> list[tuple[str, ...]]:
                 row.name,
                 format_value(row),
                 format_ratio(row),
+                format_versus(row),
                 target.text if target else "-",
                 target.verdict if target else "-",
                 row.conditions,
@@ -174,7 +188,11 @@ def to_json(rows: Iterable[Row], meta: dict[str, Any]) -> dict[str, Any]:
     out = []
     for row in rows:
         item = asdict(row)
-        item["formatted"] = {"result": format_value(row), "vs_raw_limit": format_ratio(row)}
+        item["formatted"] = {
+            "result": format_value(row),
+            "vs_raw_limit": format_ratio(row),
+            "vs_peer": format_versus(row),
+        }
         out.append(item)
     return {**meta, "results": out}
 

@@ -72,6 +72,43 @@ class OpenLoop:
     due_to_visible: Latencies | None = None  # lag runs: from each request's due time
 
 
+@dataclass(frozen=True, slots=True)
+class PeerRun:
+    """One load on the peer: ``clients`` concurrent requests of ``events_per_request``."""
+
+    events_per_request: int
+    clients: int
+    requests: int  # accepted
+    events: Count  # accepted events, timed from the first request to the last answer
+
+    @property
+    def per_s(self) -> float | None:
+        """Requests/s for single events (one event each), events/s for batches."""
+        return self.events.per_s
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRuns:
+    """The peer's loads, and the rows its tables held at the end."""
+
+    runs: tuple[PeerRun, ...]
+    audit_rows: int
+    state_rows: int
+
+    def best(self, *, batches: bool) -> tuple[float | None, str]:
+        """The peer's highest rate for single events or for batches, and its concurrency: our
+        rows are set against the strongest alternative the run saw."""
+        found = [
+            (rate, run.clients)
+            for run in self.runs
+            if (run.events_per_request > 1) == batches and (rate := run.per_s) is not None
+        ]
+        if not found:
+            return None, ""
+        rate, clients = max(found)
+        return rate, f"peer at {clients}"
+
+
 @dataclass
 class Measured:
     """Everything one run measured; a field left None was not measured (it failed first)."""
@@ -106,6 +143,8 @@ class Measured:
     #: How full intake's Kafka transactions were, by measurement (plan's names).
     transactions: dict[str, Grouping] = field(default_factory=dict)
     warm_up: WarmUp | None = None  # the broker's, before the measurements (none with 0)
+    peer: PeerRuns | None = None  # the hand-written alternative (tools/bench/peer.py)
+    peer_seconds: float = 0.0
 
 
 def _equal(equal: bool | None) -> str:
@@ -133,20 +172,68 @@ def _produced(seconds: float | None) -> str:
     return "" if seconds is None else f" (all produced after {seconds:.1f} s)"
 
 
+#: The peer's rate to set a row against, and which load it came from (:meth:`PeerRuns.best`).
+Versus = tuple[float | None, str]
+NO_PEER: Versus = (None, "")
+
+
 def _rate_row(
     section: str, name: str, count: Count | None, unit: str, conditions: str,
     limit: float | None = None, limit_name: str = "", target: Target | None = None,
+    peer: Versus = NO_PEER,
 ) -> Row:  # fmt: skip
     value = _per_s(count)
     text = "did not finish" if count is not None and count.seconds is None else None
+    versus = ratio(value, peer[0])
     return Row(
         section, name, value, unit, conditions if count is not None else "not measured",
         ratio=ratio(value, limit), ratio_of=limit_name if limit else "", target=target, text=text,
+        versus=versus, versus_of=peer[1] if versus is not None else "",
     )  # fmt: skip
+
+
+def _peer_best(m: Measured, *, batches: bool) -> Versus:
+    return NO_PEER if m.peer is None else m.peer.best(batches=batches)
+
+
+def _peer_rows(m: Measured) -> list[Row]:
+    """One row per load on the peer, and one for the rows its tables held at the end."""
+    if m.peer is None:
+        return [Row("peer", "hand-written asyncpg endpoint", None, "", text="not measured")]
+    rows = [
+        _rate_row(
+            "peer", _peer_name(run), run.events, _peer_unit(run),
+            _done(run.events, "events") + f" ({run.requests:,} requests); {run.clients} "
+            f"closed-loop clients for {m.peer_seconds:.0f} s; {PEER_SHAPE}",
+        )
+        for run in m.peer.runs
+    ]  # fmt: skip
+    events = sum(run.events.count for run in m.peer.runs)
+    written = "equal" if events == m.peer.audit_rows else "DIFFERENT"
+    tables = Row(
+        "peer", "rows in the peer's tables at the end", m.peer.audit_rows, "audit rows",
+        f"{events:,} events accepted: {written}; {m.peer.state_rows:,} subjects' state rows",
+    )  # fmt: skip
+    return [*rows, tables]
+
+
+PEER_SHAPE = "a transaction per request (audit INSERT + JSONB upsert), loopback HTTP"
+
+
+def _peer_name(run: PeerRun) -> str:
+    single = run.events_per_request == 1
+    size = "single event" if single else f"batches of {run.events_per_request:,}"
+    return f"{size}, {run.clients} concurrent"
+
+
+def _peer_unit(run: PeerRun) -> str:
+    """As our rows: single events in requests/s, batches in events/s."""
+    return "req/s" if run.events_per_request == 1 else "events/s"
 
 
 def build_rows(m: Measured) -> list[Row]:
     producer, copy = _per_s(m.raw_producer), _per_s(m.raw_copy)
+    single, batches = _peer_best(m, batches=False), _peer_best(m, batches=True)
     rows = [
         _rate_row(
             "raw", "bare aiokafka producer -> scratch topic", m.raw_producer, "events/s",
@@ -157,6 +244,7 @@ def build_rows(m: Measured) -> list[Row]:
             "raw", "bare asyncpg COPY -> scratch ledger_events", m.raw_copy, "rows/s",
             _done(m.raw_copy, "rows") + "; one copy_records_to_table, same keys and indexes",
         ),
+        *_peer_rows(m),
         _rate_row(
             "intake", "Kafka intake topic -> ledger", m.kafka_intake, "events/s",
             _done(m.kafka_intake, "submissions") + _produced(m.kafka_produce_s)
@@ -167,7 +255,7 @@ def build_rows(m: Measured) -> list[Row]:
             "intake", "HTTP batches -> ledger", m.http_batch, "events/s",
             _done(m.http_batch, "events")
             + f"; batches of 1,000, {m.batch_clients} concurrent clients, timed to the last 202",
-            producer, "raw producer",
+            producer, "raw producer", peer=batches,
         ),
         _rate_row(
             "intake", "HTTP single event, capacity", m.capacity, "req/s",
@@ -178,6 +266,7 @@ def build_rows(m: Measured) -> list[Row]:
                 f">= {number(SINGLE_MIN_REQ_S)} req/s",
                 at_least(_per_s(m.capacity), SINGLE_MIN_REQ_S),
             ),
+            single,
         ),
         *_single_rows(m.single, producer),
         _rate_row(
@@ -186,7 +275,7 @@ def build_rows(m: Measured) -> list[Row]:
             + "; appended with the appender first, timed from the first folded batch to the last",
             copy, "raw COPY",
         ),
-        _e2e_row(m, producer),
+        _e2e_row(m, producer, batches),
         *_lag_rows(m.lag, m.lag_unseen),
         _feed_row(m),
         _rate_row(
@@ -224,7 +313,7 @@ def build_rows(m: Measured) -> list[Row]:
     return rows
 
 
-def _e2e_row(m: Measured, producer: float | None) -> Row:
+def _e2e_row(m: Measured, producer: float | None, peer: Versus) -> Row:
     value = _per_s(m.end_to_end)
     share = ratio(value, producer)
     verdict = all_of(
@@ -238,7 +327,7 @@ def _e2e_row(m: Measured, producer: float | None) -> Row:
     return _rate_row(
         "end to end", "HTTP batches -> rows visible in PostgreSQL", m.end_to_end, "events/s",
         _done(m.end_to_end, "events") + "; the HTTP batch run above, timed to the last row",
-        producer, "raw producer", target,
+        producer, "raw producer", target, peer,
     )  # fmt: skip
 
 
