@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -73,9 +73,11 @@ class PostgresAdmission:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[PostgresBatch]:
+        """A batch whose connection and transaction are taken at its first statement: a batch
+        that needs none (no address, no request, no idempotency key) costs no round trip."""
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                yield PostgresBatch(conn, self._claims)
+            async with AsyncExitStack() as stack:
+                yield PostgresBatch(self._pool, self._claims, stack)
         except asyncpg.DeadlockDetectedError as exc:
             raise Deadlock(str(exc)) from exc
 
@@ -84,12 +86,23 @@ class PostgresAdmission:
 
 
 class PostgresBatch:
-    """One batch's transaction on one connection."""
+    """One batch's transaction on one connection, opened on first use."""
 
-    def __init__(self, conn: Conn, claims: IdempotencyStore) -> None:
-        self._conn = conn
+    def __init__(
+        self, pool: asyncpg.Pool[Any], claims: IdempotencyStore, stack: AsyncExitStack
+    ) -> None:
+        self._pool = pool
         self._claims = claims
+        self._stack = stack
+        self._open: Conn | None = None
         self._locked: set[int] = set()
+
+    async def _conn(self) -> Conn:
+        if self._open is None:
+            conn = await self._stack.enter_async_context(self._pool.acquire())
+            await self._stack.enter_async_context(conn.transaction())
+            self._open = conn
+        return self._open
 
     async def book(
         self, submissions: Sequence[AnySubmission], keys: Mapping[int, bytes]
@@ -100,21 +113,21 @@ class PostgresBatch:
         """Advisory locks held to the transaction's end; each taken once."""
         ids = {_lock_id(k) for k in keys} | {_lock_id(s.encode()) for s in subjects}
         if ids - self._locked:
-            await self._conn.execute(_LOCK, sorted(ids - self._locked))
+            await (await self._conn()).execute(_LOCK, sorted(ids - self._locked))
             self._locked |= ids
 
     async def owners(self, keys: set[bytes]) -> list[tuple[bytes, str, Why | None]]:
-        rows = await self._conn.fetch(_OWNERS, list(keys))
+        rows = await (await self._conn()).fetch(_OWNERS, list(keys))
         return [(r["email_key"], r["subject_id"], r["suppression"]) for r in rows]
 
     async def holders(self, keys: set[bytes], subjects: set[str]) -> list[tuple[bytes, str]]:
-        rows = await self._conn.fetch(_HOLDERS, list(keys), list(subjects))
+        rows = await (await self._conn()).fetch(_HOLDERS, list(keys), list(subjects))
         return [(r["email_key"], r["subject_id"]) for r in rows]
 
     async def known_requests(self, submissions: Sequence[AnySubmission]) -> KnownRequests:
         """As the projection holds them (the projector writes ``rights_requests``)."""
         ids = requested_ids(submissions)
-        rows = await read_requests(self._conn, request_ids=ids) if ids else []
+        rows = await read_requests(await self._conn(), request_ids=ids) if ids else []
         return KnownRequests(
             KnownRequest(
                 r["request_id"],
@@ -129,10 +142,12 @@ class PostgresBatch:
     async def claim(
         self, key: str, digest: bytes, event_ids: list[UUID], recorded_at: datetime
     ) -> Claim:
-        return await self._claims.claim(key, digest, event_ids, recorded_at, self._conn)
+        return await self._claims.claim(key, digest, event_ids, recorded_at, await self._conn())
 
     async def record(self, book: AddressBook, event_ids: Sequence[UUID]) -> None:
-        conn = self._conn
+        if not (book.new_owners or book.new_holders or book.marks):
+            return
+        conn = await self._conn()
         if book.new_owners:
             await conn.execute(_ADD_OWNERS, list(book.new_owners), list(book.new_owners.values()))
         if book.new_holders:

@@ -136,7 +136,10 @@ async def read_book(
     """Lock and read what the ledger committed about a batch's addresses, and about every
     address of each subject that the batch's objections and erasures suppress (which may name
     further addresses, and so on). One algorithm for every backend: they differ only in rows."""
-    named = {s.subject_id for s in submissions if s.subject_id is not None}
+    touching = [i for i, s in enumerate(submissions) if i in keys or why(s) is not None]
+    if not touching:  # attaches and suppresses nothing: no lock, no read
+        return AddressBook()
+    named = {s for i in touching if (s := submissions[i].subject_id) is not None}
     wanted = set(keys.values())
     while True:
         await rows.lock(wanted, named)
