@@ -25,7 +25,7 @@ from projections.state import (
     Step,
     SubjectState,
     received_requests,
-    verdict,
+    verdict_at,
 )
 
 
@@ -60,15 +60,18 @@ _MARKS = ("explicit", "registration", "pending", "block", "expiry")
 PurposesDoc = dict[str, dict[str, Any]]
 
 
-def purposes_doc(state: SubjectState) -> PurposesDoc:
+def purposes_doc(state: SubjectState, at: datetime | None = None) -> PurposesDoc:
     """The ``purposes`` column as orjson encodes it: per purpose its status, eligibility and
     why, and the marks the status is derived from (the :class:`PurposeState` itself, whose
     fields are the marks). Times and ids stay objects: orjson writes them in C, which the
-    projector does for every changed subject of every batch."""
+    projector does for every changed subject of every batch.
+
+    The column judges eligibility on the events alone (``at`` None); a reader passes its
+    instant, so that a consent whose validity ended by then is not eligible."""
     out = {}
     for purpose, p in sorted(state.purposes.items()):
         view = p.view(state.erasure)
-        judged = verdict(state, view)
+        judged = verdict_at(state, view, at)
         out[purpose] = {
             "status": view.status,
             "legal_basis": view.legal_basis,
@@ -83,9 +86,9 @@ def purposes_doc(state: SubjectState) -> PurposesDoc:
     return out
 
 
-def purposes_to_json(state: SubjectState) -> dict[str, dict[str, Any]]:
-    """The ``purposes`` column as plain JSON values, as a reader of the row gets it."""
-    return cast(dict[str, dict[str, Any]], orjson.loads(orjson.dumps(purposes_doc(state))))
+def purposes_to_json(state: SubjectState, at: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`purposes_doc` as plain JSON values, as a reader of the row gets it."""
+    return cast(dict[str, dict[str, Any]], orjson.loads(orjson.dumps(purposes_doc(state, at))))
 
 
 def purposes_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, PurposeState]:
@@ -291,12 +294,13 @@ def request_columns(states: Sequence[SubjectState]) -> list[list[Any]]:
     ]
 
 
-def state_to_json(state: SubjectState) -> dict[str, Any]:
-    """The public JSON shape of a subject's current state (used by the read API and exports)."""
+def state_to_json(state: SubjectState, at: datetime) -> dict[str, Any]:
+    """The public JSON shape of a subject's state, with eligibility at ``at``: the one mapping
+    behind the read API, the point-in-time API and the export (see ``services/views.py``)."""
     return {
         "subject_id": state.subject_id,
         "email": state.email,
-        "purposes": purposes_to_json(state),
+        "purposes": purposes_to_json(state, at),
         "restricted_since": _iso(state.restricted_since),
         "erased_at": _iso(state.erased.at) if state.erased else None,
         "requests": {str(r.request_id): request_to_json(r) for r in received_requests(state)},

@@ -33,7 +33,6 @@ from services.config import Settings, Webhook
 from services.feed.main import serve as serve_feed
 from services.feed.publisher import FeedPublisher
 from services.messaging.topics import ensure_topics
-from services.views import as_of
 from tests.integration.conftest import (
     append_events,
     consent_stream,
@@ -224,7 +223,7 @@ async def audience_now(database_url: str) -> set[tuple[str, str]]:
 async def eligible_in_table(pool: Any) -> set[tuple[str, str]]:
     """Who the subscribers table says may get the newsletter now (the read API's rule)."""
     now = datetime.now(UTC)
-    states = [as_of(state_to_json(state), now) for state in (await stored_states(pool)).values()]
+    states = [state_to_json(state, now) for state in (await stored_states(pool)).values()]
     return {
         (s["subject_id"], s["email"]) for s in states if s["purposes"]["newsletter"]["eligible"]
     }

@@ -161,11 +161,11 @@ def test_lifecycle_events_before_the_receipt_are_kept_but_not_shown() -> None:
     received = recorded("request.received", 1)
     lifecycle = [recorded("request.identity_verified", 2), recorded("request.fulfilled", 3)]
     early = fold(lifecycle)["crm-1"]
-    assert state_to_json(early)["requests"] == {}
+    assert state_to_json(early, nov(4))["requests"] == {}
     (written,) = zip(*request_columns([early]), strict=True)  # the rights_requests row
     assert (written[7], written[10]) == (None, "fulfilled")  # not received, fulfilled
     complete = fold([received], fold(lifecycle))["crm-1"]
-    shown = state_to_json(complete)["requests"][REQUEST_ID]
+    shown = state_to_json(complete, nov(4))["requests"][REQUEST_ID]
     assert shown["status"] == "fulfilled"
     assert shown["identity_verified_at"] == nov(2).isoformat()
     assert shown["received_at"] == nov(1).isoformat()
