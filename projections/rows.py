@@ -178,9 +178,9 @@ def request_from_json(r: Mapping[str, Any]) -> RequestState:
 
 def _legacy_request(r: Mapping[str, Any]) -> RequestState:
     """A request as rows written before the marks hold it (migration 011 left their ``marks``
-    NULL; all of them were received): each step from its fields. Times
-    not written (the extension's) are taken as the receipt's, so that a step already stored
-    stays the earliest; ids not written are the request's last event's."""
+    NULL; all of them were received): each step from its fields. Times not written (the
+    extension's) are taken as the receipt's, so that a step already stored stays the earliest;
+    ids not written are the request's last event's."""
     event_id = UUID(r["last_event_id"])
     received_at = datetime.fromisoformat(r["received_at"])
     verified_at, answered_at = _time(r["identity_verified_at"]), _time(r["answered_at"])

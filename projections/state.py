@@ -493,14 +493,14 @@ def received_requests(state: SubjectState) -> list[RequestState]:
     return [r for _, r in sorted(state.requests.items()) if r.receipt is not None]
 
 
-def eligibility(state: SubjectState, purpose: str, at: datetime | None = None) -> Eligibility:
+def eligibility(state: SubjectState, purpose: str) -> Eligibility:
     """Whether the person may be processed for ``purpose`` as of the events folded so far.
 
-    A consent's ``valid_until`` is applied only when the caller says at which instant (no
-    clock here, see :func:`verdict_at`); the expiry job records the lapse as
+    A consent's ``valid_until`` is not applied here (that needs a clock); readers apply it at
+    their own instant (:func:`verdict_at`), and the expiry job records the lapse as
     ``consent.expired``.
     """
-    return verdict_at(state, purpose_view(state, purpose), at)
+    return verdict(state, purpose_view(state, purpose))
 
 
 def verdict(state: SubjectState, view: PurposeView | None) -> Eligibility:
