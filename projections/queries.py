@@ -31,16 +31,23 @@ async def read_history(pool: asyncpg.Pool[Any], subject_id: str) -> list[dict[st
     ]
 
 
+#: What readers get of a request: its fields, not the marks the fold derives them from.
+_REQUEST_FIELDS = """request_id, subject_id, "right", channel, written, signed, received_by,
+    received_at, due_on, extended_due_on, status, identity_verified_at, answered_at, outcome,
+    reasons, last_event_id"""
+
+
 async def read_requests(
     pool: asyncpg.Pool[Any] | Conn,
     *,
     request_ids: list[UUID] | None = None,
     subject_id: str | None = None,
 ) -> list[asyncpg.Record]:
-    """Rights requests, oldest first: by id, by subject, or all."""
+    """Received rights requests, oldest first: by id, by subject, or all. A request whose
+    lifecycle events came before its receipt is kept for the fold alone: no reader sees it."""
     return await pool.fetch(
-        "SELECT * FROM rights_requests"
-        " WHERE ($1::uuid[] IS NULL OR request_id = ANY($1::uuid[]))"
+        f"SELECT {_REQUEST_FIELDS} FROM rights_requests WHERE received_at IS NOT NULL"
+        "   AND ($1::uuid[] IS NULL OR request_id = ANY($1::uuid[]))"
         "   AND ($2::text IS NULL OR subject_id = $2)"
         " ORDER BY received_at, request_id, subject_id",
         request_ids,

@@ -1,4 +1,10 @@
-"""How a :class:`SubjectState` maps to PostgreSQL rows and JSON, and back (pure)."""
+"""How a :class:`SubjectState` maps to PostgreSQL rows and JSON, and back (pure).
+
+A subject's state is two tables: its ``subscribers`` row, and one ``rights_requests`` row per
+rights request (received or not yet: the fold keeps lifecycle marks that came before the
+receipt). A batch loads both in one statement (``projections/store.py`` ``LOAD_SUBJECTS``):
+the requests arrive as the ``requests`` value of the subscriber's row.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from projections.state import (
     Step,
     SubjectState,
     received_requests,
-    verdict,
+    verdict_at,
 )
 
 
@@ -54,15 +60,18 @@ _MARKS = ("explicit", "registration", "pending", "block", "expiry")
 PurposesDoc = dict[str, dict[str, Any]]
 
 
-def purposes_doc(state: SubjectState) -> PurposesDoc:
+def purposes_doc(state: SubjectState, at: datetime | None = None) -> PurposesDoc:
     """The ``purposes`` column as orjson encodes it: per purpose its status, eligibility and
     why, and the marks the status is derived from (the :class:`PurposeState` itself, whose
     fields are the marks). Times and ids stay objects: orjson writes them in C, which the
-    projector does for every changed subject of every batch."""
+    projector does for every changed subject of every batch.
+
+    The column judges eligibility on the events alone (``at`` None); a reader passes its
+    instant, so that a consent whose validity ended by then is not eligible."""
     out = {}
     for purpose, p in sorted(state.purposes.items()):
         view = p.view(state.erasure)
-        judged = verdict(state, view)
+        judged = verdict_at(state, view, at)
         out[purpose] = {
             "status": view.status,
             "legal_basis": view.legal_basis,
@@ -77,9 +86,9 @@ def purposes_doc(state: SubjectState) -> PurposesDoc:
     return out
 
 
-def purposes_to_json(state: SubjectState) -> dict[str, dict[str, Any]]:
-    """The ``purposes`` column as plain JSON values, as a reader of the row gets it."""
-    return cast(dict[str, dict[str, Any]], orjson.loads(orjson.dumps(purposes_doc(state))))
+def purposes_to_json(state: SubjectState, at: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`purposes_doc` as plain JSON values, as a reader of the row gets it."""
+    return cast(dict[str, dict[str, Any]], orjson.loads(orjson.dumps(purposes_doc(state, at))))
 
 
 def purposes_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, PurposeState]:
@@ -95,9 +104,20 @@ def _plain(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
+def _request_marks(r: RequestState) -> dict[str, Any]:
+    """What a request's fields are derived from: the ``marks`` of its row."""
+    return {
+        "receipt": r.receipt,
+        "verified": r.verified,
+        "extension": r.extension,
+        "answer": r.answer,
+        "last": r.last,
+    }
+
+
 def request_to_json(r: RequestState) -> dict[str, Any]:
     """A request's fields, flat as readers take them (``None`` where no event says), and the
-    marks they are derived from."""
+    marks they are derived from: its ``rights_requests`` row as JSON."""
     receipt = r.receipt
     return {
         "request_id": str(r.request_id),
@@ -115,15 +135,7 @@ def request_to_json(r: RequestState) -> dict[str, Any]:
         "answered_at": _iso(r.answered_at),
         "outcome": r.outcome,
         "reasons": r.reasons,
-        "marks": _plain(
-            {
-                "receipt": receipt,
-                "verified": r.verified,
-                "extension": r.extension,
-                "answer": r.answer,
-                "last": r.last,
-            }
-        ),
+        "marks": _plain(_request_marks(r)),
     }
 
 
@@ -148,7 +160,8 @@ def _receipt(data: Mapping[str, Any] | None) -> Receipt | None:
 
 
 def request_from_json(r: Mapping[str, Any]) -> RequestState:
-    if "marks" not in r:
+    """Inverse of :func:`request_to_json`: the marks are read, the rest is derived again."""
+    if r.get("marks") is None:
         return _legacy_request(r)
     marks = r["marks"]
     last = mark_from_json(marks["last"])
@@ -164,9 +177,10 @@ def request_from_json(r: Mapping[str, Any]) -> RequestState:
 
 
 def _legacy_request(r: Mapping[str, Any]) -> RequestState:
-    """A request as rows written before the marks hold it: each step from its fields. Times
-    not written (the extension's) are taken as the receipt's, so that a step already stored
-    stays the earliest; ids not written are the request's last event's."""
+    """A request as rows written before the marks hold it (migration 011 left their ``marks``
+    NULL; all of them were received): each step from its fields. Times not written (the
+    extension's) are taken as the receipt's, so that a step already stored stays the earliest;
+    ids not written are the request's last event's."""
     event_id = UUID(r["last_event_id"])
     received_at = datetime.fromisoformat(r["received_at"])
     verified_at, answered_at = _time(r["identity_verified_at"]), _time(r["answered_at"])
@@ -193,8 +207,8 @@ def _legacy_request(r: Mapping[str, Any]) -> RequestState:
 
 
 def requests_to_json(state: SubjectState) -> dict[str, dict[str, Any]]:
-    """Every request, received or not yet (the ``requests`` column keeps both, so that a later
-    fold can complete one)."""
+    """Every request, received or not yet, by id: the ``requests`` value a batch loads with the
+    subscriber's row (``rights_requests`` keeps both, so that a later fold can complete one)."""
     return {str(k): request_to_json(r) for k, r in sorted(state.requests.items())}
 
 
@@ -214,7 +228,8 @@ def _address(data: Mapping[str, Any]) -> Address:
 
 
 def state_from_row(row: Mapping[str, Any]) -> SubjectState:
-    """A ``subscribers`` row as the fold's state."""
+    """A ``subscribers`` row, with its subject's ``requests`` (see the module doc), as the fold's
+    state."""
     marks = row["marks"]
     latest = mark_from_json(row["erasure"])
     last_recorded = marks.get("erasure_recorded_last")
@@ -246,7 +261,6 @@ def subscriber_columns(
         [s.restricted_since for s in states],
         [s.erased.at if s.erased else None for s in states],
         [orjson.dumps(s.erased) if s.erased else None for s in states],  # the mark's fields
-        [requests_to_json(s) for s in states],
         [s.version for s in states],
         [s.last_event_id for s in states],
         [s.updated_at for s in states],
@@ -254,12 +268,39 @@ def subscriber_columns(
     ]
 
 
-def state_to_json(state: SubjectState) -> dict[str, Any]:
-    """The public JSON shape of a subject's current state (used by the read API and exports)."""
+def request_columns(states: Sequence[SubjectState]) -> list[list[Any]]:
+    """The ``rights_requests`` columns of every request of ``states`` in the upsert's order;
+    a request whose receipt was not folded yet has no receipt columns (readers skip it)."""
+    requests = [(s.subject_id, r) for s in states for _, r in sorted(s.requests.items())]
+    receipts = [r.receipt for _, r in requests]
+    return [
+        [r.request_id for _, r in requests],
+        [subject for subject, _ in requests],
+        [c.right if c else None for c in receipts],
+        [c.channel if c else None for c in receipts],
+        [c.written if c else None for c in receipts],
+        [c.signed if c else None for c in receipts],
+        [c.received_by if c else None for c in receipts],
+        [c.at if c else None for c in receipts],
+        [c.due_on if c else None for c in receipts],
+        [r.extended_due_on for _, r in requests],
+        [r.status for _, r in requests],
+        [r.identity_verified_at for _, r in requests],
+        [r.answered_at for _, r in requests],
+        [r.outcome for _, r in requests],
+        [r.reasons for _, r in requests],
+        [r.last_event_id for _, r in requests],
+        [orjson.dumps(_request_marks(r)) for _, r in requests],
+    ]
+
+
+def state_to_json(state: SubjectState, at: datetime) -> dict[str, Any]:
+    """The public JSON shape of a subject's state, with eligibility at ``at``: the one mapping
+    behind the read API, the point-in-time API and the export (see ``services/views.py``)."""
     return {
         "subject_id": state.subject_id,
         "email": state.email,
-        "purposes": purposes_to_json(state),
+        "purposes": purposes_to_json(state, at),
         "restricted_since": _iso(state.restricted_since),
         "erased_at": _iso(state.erased.at) if state.erased else None,
         "requests": {str(r.request_id): request_to_json(r) for r in received_requests(state)},

@@ -496,8 +496,9 @@ def received_requests(state: SubjectState) -> list[RequestState]:
 def eligibility(state: SubjectState, purpose: str) -> Eligibility:
     """Whether the person may be processed for ``purpose`` as of the events folded so far.
 
-    A consent's ``valid_until`` is not applied here (that needs a clock); readers compare it
-    with their own "now", and the expiry job records the lapse as ``consent.expired``.
+    A consent's ``valid_until`` is not applied here (that needs a clock); readers apply it at
+    their own instant (:func:`verdict_at`), and the expiry job records the lapse as
+    ``consent.expired``.
     """
     return verdict(state, purpose_view(state, purpose))
 
@@ -520,6 +521,18 @@ def verdict(state: SubjectState, view: PurposeView | None) -> Eligibility:
     else:
         reason = f"consent given on {on} under notice {view.notice_version}"
     return Eligibility(True, reason, view.decided_by.event_id)
+
+
+def verdict_at(state: SubjectState, view: PurposeView | None, at: datetime | None) -> Eligibility:
+    """:func:`verdict` at the instant ``at`` (``None``: on the events alone): a consent whose
+    validity ended by then is not eligible, even before the expiry job recorded its lapse.
+    Readers pass their "now" (or a point in time); the projection's column passes ``None``."""
+    judged = verdict(state, view)
+    until = view.valid_until if view is not None else None
+    if at is None or not judged.eligible or until is None or until > at:
+        return judged
+    reason = f"consent lapsed on {until.date().isoformat()} (its validity ended)"
+    return Eligibility(False, reason, judged.event_id)
 
 
 _NOT_GIVEN: dict[PurposeStatus, str] = {

@@ -2,8 +2,9 @@
 
 Each batch is written with a fixed number of set-based statements, whatever its size: lock the
 partitions' offset rows, insert the mirror rows (which also tells which events are new), load
-the touched subjects, upsert them, advance the offsets. Offsets live in the same transaction as
-the rows, so a crash at any instant leaves either the whole batch or none of it.
+the touched subjects with their rights requests, upsert both, advance the offsets. Offsets live
+in the same transaction as the rows, so a crash at any instant leaves either the whole batch or
+none of it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from events.subject import Erased
 from projections.chain import extend_chain
 from projections.db import Conn
 from projections.outbox import queue_feed_changes
-from projections.rows import PurposesDoc, purposes_doc, state_from_row, subscriber_columns
+from projections.rows import (
+    PurposesDoc,
+    purposes_doc,
+    request_columns,
+    state_from_row,
+    subscriber_columns,
+)
 from projections.state import SubjectState, fold
 
 PROJECTION = "subscribers"
@@ -72,42 +79,49 @@ FROM unnest($2::uuid[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::int
 ON CONFLICT DO NOTHING
 RETURNING event_id
 """
+#: The touched subjects' rows, each with its rights requests (received or not yet) as one jsonb
+#: value by request id: one statement, however many subjects and requests (see
+#: ``projections/rows.py``).
 LOAD_SUBJECTS = """
-SELECT subject_id, purposes, erasure, requests, version, last_event_id, updated_at, marks
-FROM subscribers WHERE subject_id = ANY($1::text[])
+SELECT s.subject_id, s.purposes, s.erasure, s.version, s.last_event_id, s.updated_at, s.marks,
+       coalesce(r.requests, '{}'::jsonb) AS requests
+FROM subscribers AS s
+LEFT JOIN (
+    SELECT subject_id, jsonb_object_agg(request_id::text, to_jsonb(q)) AS requests
+    FROM rights_requests AS q WHERE subject_id = ANY($1::text[]) GROUP BY subject_id
+) AS r USING (subject_id)
+WHERE s.subject_id = ANY($1::text[])
 """
 _UPSERT_SUBJECTS = """
 INSERT INTO subscribers (subject_id, email, purposes, restricted_since, erased_at, erasure,
-                         requests, version, last_event_id, updated_at, marks)
+                         version, last_event_id, updated_at, marks)
 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::timestamptz[],
-                     $6::jsonb[], $7::jsonb[], $8::bigint[], $9::uuid[], $10::timestamptz[],
-                     $11::jsonb[])
+                     $6::jsonb[], $7::bigint[], $8::uuid[], $9::timestamptz[], $10::jsonb[])
 ON CONFLICT (subject_id) DO UPDATE SET
     email = EXCLUDED.email, purposes = EXCLUDED.purposes,
     restricted_since = EXCLUDED.restricted_since, erased_at = EXCLUDED.erased_at,
-    erasure = EXCLUDED.erasure,
-    requests = EXCLUDED.requests, version = EXCLUDED.version,
+    erasure = EXCLUDED.erasure, version = EXCLUDED.version,
     last_event_id = EXCLUDED.last_event_id, updated_at = EXCLUDED.updated_at,
     marks = EXCLUDED.marks
 """
+#: Every column is set again: a receipt folded after the request's lifecycle marks fills the
+#: receipt columns of a row written before it.
 _UPSERT_REQUESTS = """
 INSERT INTO rights_requests (request_id, subject_id, "right", channel, written, signed,
     received_by, received_at, due_on, extended_due_on, status, identity_verified_at,
-    answered_at, outcome, reasons, last_event_id)
-SELECT r.request_id, r.subject_id, r.right_, r.channel, r.written, r.signed, r.received_by,
-       r.received_at, r.due_on, r.extended_due_on, r.status, r.identity_verified_at,
-       r.answered_at, r.outcome, r.reasons, r.last_event_id
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::text[],
-            $8::timestamptz[], $9::date[], $10::date[], $11::text[], $12::timestamptz[],
-            $13::timestamptz[], $14::text[], $15::text[], $16::uuid[])
-     AS r(request_id, subject_id, right_, channel, written, signed, received_by, received_at,
-          due_on, extended_due_on, status, identity_verified_at, answered_at, outcome, reasons,
-          last_event_id)
+    answered_at, outcome, reasons, last_event_id, marks)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[],
+                     $7::text[], $8::timestamptz[], $9::date[], $10::date[], $11::text[],
+                     $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[],
+                     $16::uuid[], $17::jsonb[])
 ON CONFLICT (request_id, subject_id) DO UPDATE SET
+    "right" = EXCLUDED."right", channel = EXCLUDED.channel, written = EXCLUDED.written,
+    signed = EXCLUDED.signed, received_by = EXCLUDED.received_by,
+    received_at = EXCLUDED.received_at, due_on = EXCLUDED.due_on,
     extended_due_on = EXCLUDED.extended_due_on, status = EXCLUDED.status,
     identity_verified_at = EXCLUDED.identity_verified_at, answered_at = EXCLUDED.answered_at,
     outcome = EXCLUDED.outcome, reasons = EXCLUDED.reasons,
-    last_event_id = EXCLUDED.last_event_id
+    last_event_id = EXCLUDED.last_event_id, marks = EXCLUDED.marks
 """
 _INSERT_NOTIFICATIONS = """
 INSERT INTO recipient_notifications (event_id, subject_id, recipient_id, action, about_event_id,
@@ -219,32 +233,9 @@ class SubscriberStore:
         if not batch:
             return
         await conn.execute(_UPSERT_SUBJECTS, *subscriber_columns(batch, purposes))
-        requests = [  # a request not received yet stays in the subscriber row only
-            (s.subject_id, r, r.receipt)
-            for s in batch
-            for r in s.requests.values()
-            if r.receipt is not None
-        ]
-        if requests:
-            await conn.execute(
-                _UPSERT_REQUESTS,
-                [r.request_id for _, r, _ in requests],
-                [subject for subject, _, _ in requests],
-                [receipt.right for _, _, receipt in requests],
-                [receipt.channel for _, _, receipt in requests],
-                [receipt.written for _, _, receipt in requests],
-                [receipt.signed for _, _, receipt in requests],
-                [receipt.received_by for _, _, receipt in requests],
-                [receipt.at for _, _, receipt in requests],
-                [receipt.due_on for _, _, receipt in requests],
-                [r.extended_due_on for _, r, _ in requests],
-                [r.status for _, r, _ in requests],
-                [r.identity_verified_at for _, r, _ in requests],
-                [r.answered_at for _, r, _ in requests],
-                [r.outcome for _, r, _ in requests],
-                [r.reasons for _, r, _ in requests],
-                [r.last_event_id for _, r, _ in requests],
-            )
+        requests = request_columns(batch)
+        if requests[0]:
+            await conn.execute(_UPSERT_REQUESTS, *requests)
 
     async def _write_side_tables(self, conn: Conn, records: Sequence[LedgerRecord]) -> None:
         """Art. 19 notices, the suppression list, and the data keys an erasure destroys (the

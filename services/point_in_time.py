@@ -25,9 +25,7 @@ import asyncpg
 
 from events.catalog import AnyEvent
 from events.codec import decode_raw
-from projections.rows import purposes_to_json
-from projections.state import SubjectState, evolve
-from services.views import as_of
+from projections.state import SubjectState, evolve, purpose_view, verdict_at
 
 Basis = Literal["occurred", "recorded"]
 BASES: tuple[Basis, ...] = ("occurred", "recorded")
@@ -90,10 +88,11 @@ def eligible_at(events: Sequence[AnyEvent], purpose: str, at: datetime) -> Eligi
     under legitimate interest) and, for a confirmed double opt-in, the request it confirmed.
     """
     state = fold_subject(events)
-    verdict = as_of({"purposes": purposes_to_json(state)}, at)["purposes"].get(purpose)
-    if verdict is None or not verdict["eligible"]:
+    view = purpose_view(state, purpose)
+    judged = verdict_at(state, view, at)
+    if view is None or not judged.eligible:
         return None
-    decided = state.purposes[purpose].view(state.erasure).decided_by
+    decided = view.decided_by
     request = state.purposes[purpose].pending
     ids = [decided.event_id]
     confirmed = any(
@@ -101,17 +100,16 @@ def eligible_at(events: Sequence[AnyEvent], purpose: str, at: datetime) -> Eligi
     )
     if confirmed and request is not None and request.key < decided.key:
         ids.insert(0, request.event_id)
+    assert view.legal_basis is not None, "a given purpose has its basis"
     return EligibleAsOf(
         subject_id=state.subject_id,
         purpose=purpose,
-        legal_basis=verdict["legal_basis"],
-        notice_version=verdict["notice_version"],
-        since=datetime.fromisoformat(verdict["changed_at"]),
-        valid_until=datetime.fromisoformat(verdict["valid_until"])
-        if verdict["valid_until"]
-        else None,
+        legal_basis=view.legal_basis,
+        notice_version=view.notice_version,
+        since=decided.at,
+        valid_until=view.valid_until,
         event_ids=tuple(ids),
-        reason=verdict["eligibility_reason"],
+        reason=judged.reason,
     )
 
 

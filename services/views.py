@@ -43,33 +43,25 @@ class RequestOut(BaseModel):
     reasons: str | None
 
 
-class SubjectOut(BaseModel):
+class SubjectStateOut(BaseModel):
+    """What every answer about a subject's state holds, now or at an instant; each answer's
+    model adds its own fields. Built from ``projections/rows.py`` ``state_to_json``, the one
+    mapping of a state to JSON, with eligibility at the answer's instant."""
+
     subject_id: str
-    email: str | None = Field(description="Only when personal data was asked for and allowed.")
-    personal_state: Literal["open", "withheld", "none"] = Field(
-        default="open", description="Whether the e-mail address is shown, withheld, or not held."
-    )
     purposes: dict[str, PurposeOut]
     restricted_since: datetime | None
     erased_at: datetime | None
     requests: dict[str, RequestOut]
-    version: int
+    version: int = Field(description="Number of the subject's events (up to the instant).")
     last_event_id: str | None
     updated_at: datetime | None
 
 
-def as_of(subject: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A subject's JSON with eligibility as of ``now``: a consent whose validity has ended is
-    not eligible, even before the retention job recorded ``consent.expired``."""
-    purposes = {}
-    for name, purpose in subject["purposes"].items():
-        until = purpose.get("valid_until")
-        if purpose["eligible"] and until and datetime.fromisoformat(until) <= now:
-            lapsed = datetime.fromisoformat(until).date().isoformat()
-            purpose = {
-                **purpose,
-                "eligible": False,
-                "eligibility_reason": f"consent lapsed on {lapsed} (its validity ended)",
-            }
-        purposes[name] = purpose
-    return {**subject, "purposes": purposes}
+class SubjectOut(SubjectStateOut):
+    """A subject's current state."""
+
+    email: str | None = Field(description="Only when personal data was asked for and allowed.")
+    personal_state: Literal["open", "withheld", "none"] = Field(
+        default="open", description="Whether the e-mail address is shown, withheld, or not held."
+    )

@@ -33,7 +33,7 @@ from services.access.tokens import Caller
 from services.errors import ProblemError
 from services.intake.http import AcceptedOut, IntakeCall
 from services.privacy.history import HistoryReader
-from services.views import RequestOut, as_of
+from services.views import RequestOut
 
 Whose = Annotated[
     SubjectId | None,
@@ -290,7 +290,7 @@ def rights_router(
             with_timing(r, register, today()).model_dump(mode="json")
             for r in await read_requests(pool, subject_id=subject_id)
         ]
-        subject = as_of(state_to_json(state), datetime.now(UTC))
+        subject = state_to_json(state, datetime.now(UTC))
         body = export_document(register, subject, history, requests)
         return Response(orjson.dumps(body), media_type="application/json")
 

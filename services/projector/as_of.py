@@ -24,7 +24,7 @@ from projections.state import SubjectState
 from services.access.http import AUTH_ERRORS, Guard
 from services.errors import ProblemError
 from services.point_in_time import Basis, EligibleAsOf, eligible_as_of, subject_as_of
-from services.views import PurposeOut, RequestOut, as_of
+from services.views import SubjectStateOut
 
 At = Annotated[
     AwareDatetime,
@@ -47,19 +47,11 @@ CSV_COLUMNS = (
 _MEDIA = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 
-class SubjectAsOfOut(BaseModel):
+class SubjectAsOfOut(SubjectStateOut):
     """A subject's state at an instant; no e-mail address."""
 
     at: datetime
     basis: Basis
-    subject_id: str
-    purposes: dict[str, PurposeOut]
-    restricted_since: datetime | None
-    erased_at: datetime | None
-    requests: dict[str, RequestOut]
-    version: int = Field(description="Number of the subject's events up to the instant.")
-    last_event_id: str | None
-    updated_at: datetime | None
 
 
 class EligibleOut(BaseModel):
@@ -90,10 +82,9 @@ def eligible_json(row: EligibleAsOf) -> dict[str, Any]:
 
 
 def subject_as_of_out(state: SubjectState, at: datetime, basis: Basis) -> SubjectAsOfOut:
-    """The state as the API shows it, with eligibility at ``at`` (a lapsed consent is not)."""
-    body = as_of(state_to_json(state), at)
-    body.pop("email")
-    return SubjectAsOfOut.model_validate({**body, "at": at, "basis": basis})
+    """The state as the API shows it, with eligibility at ``at`` (a lapsed consent is not);
+    the state holds no address (see ``services/point_in_time.py``), and the model none."""
+    return SubjectAsOfOut.model_validate({**state_to_json(state, at), "at": at, "basis": basis})
 
 
 async def render(rows: AsyncIterator[EligibleAsOf], fmt: Format) -> AsyncIterator[bytes]:

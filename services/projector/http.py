@@ -22,7 +22,7 @@ from services.access.recorder import AccessRecorder
 from services.access.tokens import Caller
 from services.errors import ProblemError
 from services.privacy.history import HistoryReader
-from services.views import SubjectOut, as_of
+from services.views import SubjectOut
 
 SubjectPath = Annotated[SubjectId, Path(description="The subject's id.")]
 Personal = Annotated[
@@ -79,7 +79,7 @@ def subjects_router(
         state = await read_subject(pool, subject_id)
         if state is None:
             raise _not_found(subject_id)
-        return as_of(state_to_json(state), datetime.now(UTC))
+        return state_to_json(state, datetime.now(UTC))
 
     @router.get("/{subject_id}", summary="Current state of a subject")
     async def get_subject(

@@ -26,6 +26,9 @@ from fastapi import FastAPI
 from events.catalog import AnyEvent
 from projections.db import create_pool
 from projections.migrations import apply
+from projections.rows import state_from_row
+from projections.state import SubjectState
+from projections.store import LOAD_SUBJECTS
 from services.access.tokens import Grant, Role, TokenStore
 from services.audit.log import read_log
 from services.config import Settings
@@ -169,6 +172,14 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool[Any]]:
     db = await create_pool(settings.database_url)
     yield db
     await db.close()
+
+
+async def stored_states(pool: asyncpg.Pool[Any]) -> dict[str, SubjectState]:
+    """Every subject's state as the projector loads it: its row and its rights requests."""
+    everyone = await pool.fetchval("SELECT coalesce(array_agg(subject_id), '{}') FROM subscribers")
+    return {
+        row["subject_id"]: state_from_row(row) for row in await pool.fetch(LOAD_SUBJECTS, everyone)
+    }
 
 
 def spawn_projector(settings: Settings) -> subprocess.Popen[bytes]:

@@ -27,19 +27,19 @@ from fastapi import FastAPI, Request, Response
 
 from events.codec import encode
 from projections.feed import FeedChange, FeedEntry, FeedView, feed_view
-from projections.rows import state_from_row, state_to_json
+from projections.rows import state_to_json
 from projections.store import LedgerRecord, SubscriberStore
 from services.config import Settings, Webhook
 from services.feed.main import serve as serve_feed
 from services.feed.publisher import FeedPublisher
 from services.messaging.topics import ensure_topics
-from services.views import as_of
 from tests.integration.conftest import (
     append_events,
     consent_stream,
     eventually,
     read_topic,
     serve,
+    stored_states,
     wait_projected,
 )
 from tests.samples import feed_entry, given_event, given_json, withdrawn_json
@@ -223,8 +223,7 @@ async def audience_now(database_url: str) -> set[tuple[str, str]]:
 async def eligible_in_table(pool: Any) -> set[tuple[str, str]]:
     """Who the subscribers table says may get the newsletter now (the read API's rule)."""
     now = datetime.now(UTC)
-    states = [as_of(state_to_json(state_from_row(r)), now) for r in await pool.fetch(
-        "SELECT * FROM subscribers")]  # fmt: skip
+    states = [state_to_json(state, now) for state in (await stored_states(pool)).values()]
     return {
         (s["subject_id"], s["email"]) for s in states if s["purposes"]["newsletter"]["eligible"]
     }
@@ -479,8 +478,7 @@ async def test_sigkill_of_the_publisher_loses_nothing_and_the_cli_consumer_follo
 
         await eventually(drained, within=180)
         expected = {
-            row["subject_id"]: feed_view(state_from_row(row))
-            for row in await pool.fetch("SELECT * FROM subscribers")
+            subject: feed_view(state) for subject, state in (await stored_states(pool)).items()
         }
         assert len(expected) == 2000
         # A batch that leaves the view as it was publishes nothing, so a record's version may

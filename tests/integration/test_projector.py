@@ -11,7 +11,6 @@ import pytest
 
 from events.codec import decode
 from projections.db import create_pool
-from projections.rows import state_from_row
 from projections.state import fold
 from services.config import Settings
 from services.projector.main import create_app
@@ -25,6 +24,7 @@ from tests.integration.conftest import (
     read_topic,
     serve,
     spawn_projector,
+    stored_states,
     wait_projected,
 )
 from tools.stack.ports import free_port
@@ -38,11 +38,6 @@ async def fold_of_topic(settings: Settings) -> dict[str, Any]:
         await read_topic(settings, settings.ledger_topic), key=lambda r: (r.partition, r.offset)
     )
     return fold(decode(r.value) for r in records)
-
-
-async def table_states(pool: asyncpg.Pool[Any]) -> dict[str, Any]:
-    rows = await pool.fetch("SELECT * FROM subscribers")
-    return {row["subject_id"]: state_from_row(row) for row in rows}
 
 
 async def project_all(settings: Settings, total: int) -> None:
@@ -61,7 +56,7 @@ async def test_redelivery_of_the_whole_range_changes_no_row(
     await append_events(settings, events)
     await project_all(settings, len(events))
     before = await dump_tables(pool)
-    assert await table_states(pool) == await fold_of_topic(settings)
+    assert await stored_states(pool) == await fold_of_topic(settings)
 
     # Rewind the stored offsets: the projector consumes the whole range again.
     await pool.execute("UPDATE projector_offsets SET next_offset = 0")
@@ -91,7 +86,7 @@ async def test_a_second_instance_and_a_new_group_change_no_row(
         await wait_projected(pool, len(events) + 40)
         await asyncio.sleep(1)  # let both instances go idle before comparing
     assert await projected_count(pool) == len(events) + 40
-    assert await table_states(pool) == await fold_of_topic(settings)
+    assert await stored_states(pool) == await fold_of_topic(settings)
     versions = await pool.fetch("SELECT DISTINCT version FROM subscribers")
     assert [r["version"] for r in versions] == [6]
 
@@ -130,4 +125,4 @@ async def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(
         assert await dump_tables(pool) == await dump_tables(other)
     finally:
         await other.close()
-    assert await table_states(pool) == await fold_of_topic(settings)
+    assert await stored_states(pool) == await fold_of_topic(settings)

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from events.catalog import AnyEvent
 from events.codec import decode_raw, encode
 from projections.db import create_pool
-from projections.rows import state_from_row
 from projections.state import fold
 from projections.store import LedgerRecord, SubscriberStore
 from services.config import Settings
+from tests.integration.conftest import stored_states
 from tests.strategies import consent_log
 
 pytestmark = pytest.mark.integration
@@ -51,10 +51,7 @@ async def project_in_batches(
             for r in batch:
                 ends[r.partition] = r.offset + 1
             await store.apply(batch, ends)
-        table = {
-            r["subject_id"]: state_from_row(r)
-            for r in await pool.fetch("SELECT * FROM subscribers")
-        }
+        table = await stored_states(pool)
         payloads = await pool.fetch(
             'SELECT payload FROM ledger_events ORDER BY partition, "offset"'
         )

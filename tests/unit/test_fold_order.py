@@ -16,6 +16,7 @@ from events.envelope import Envelope
 from events.ids import uuid7
 from projections.rows import (
     purposes_doc,
+    request_columns,
     request_from_json,
     request_to_json,
     state_to_json,
@@ -56,10 +57,9 @@ def every_order(events: list[AnyEvent]) -> list[SubjectState]:
 
 
 def canonical(state: SubjectState) -> list[Any]:
-    """What the projector writes to ``subscribers`` for the state."""
-    return [
-        column[0] for column in subscriber_columns([state], {state.subject_id: purposes_doc(state)})
-    ]
+    """What the projector writes to ``subscribers`` and ``rights_requests`` for the state."""
+    row = subscriber_columns([state], {state.subject_id: purposes_doc(state)})
+    return [column[0] for column in row] + request_columns([state])
 
 
 def test_a_lift_dated_before_the_restriction_does_not_lift_it() -> None:
@@ -161,10 +161,11 @@ def test_lifecycle_events_before_the_receipt_are_kept_but_not_shown() -> None:
     received = recorded("request.received", 1)
     lifecycle = [recorded("request.identity_verified", 2), recorded("request.fulfilled", 3)]
     early = fold(lifecycle)["crm-1"]
-    assert state_to_json(early)["requests"] == {}
-    assert canonical(early)[6][REQUEST_ID]["status"] == "fulfilled"  # the requests column
+    assert state_to_json(early, nov(4))["requests"] == {}
+    (written,) = zip(*request_columns([early]), strict=True)  # the rights_requests row
+    assert (written[7], written[10]) == (None, "fulfilled")  # not received, fulfilled
     complete = fold([received], fold(lifecycle))["crm-1"]
-    shown = state_to_json(complete)["requests"][REQUEST_ID]
+    shown = state_to_json(complete, nov(4))["requests"][REQUEST_ID]
     assert shown["status"] == "fulfilled"
     assert shown["identity_verified_at"] == nov(2).isoformat()
     assert shown["received_at"] == nov(1).isoformat()

@@ -23,7 +23,14 @@ from events.codec import encode
 from events.sealing import DataKey
 from projections.db import decode_jsonb, encode_jsonb
 from projections.outbox import feed_changes
-from projections.rows import PurposesDoc, purposes_doc, state_from_row, subscriber_columns
+from projections.rows import (
+    PurposesDoc,
+    purposes_doc,
+    request_columns,
+    requests_to_json,
+    state_from_row,
+    subscriber_columns,
+)
 from projections.state import SubjectState, fold
 from projections.store import LedgerRecord, mirror_columns
 from services.intake.recording import seal_all
@@ -41,13 +48,12 @@ _COLUMNS = (
     "restricted_since",
     "erased_at",
     "erasure",
-    "requests",
     "version",
     "last_event_id",
     "updated_at",
     "marks",
 )
-_JSONB = frozenset({"purposes", "erasure", "requests", "marks"})
+_JSONB = frozenset({"purposes", "erasure", "marks"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +73,18 @@ class Batch:
 def stored_rows(
     states: Sequence[SubjectState], purposes: Mapping[str, PurposesDoc]
 ) -> list[dict[str, Any]]:
-    """The rows a later batch loads for ``states``: the upsert's columns, the jsonb ones
-    through the pool's codec both ways."""
+    """The rows a later batch loads for ``states``: the upsert's columns and the subject's
+    requests as ``LOAD_SUBJECTS`` joins them, the jsonb ones through the pool's codec both
+    ways."""
     return [
         {
             name: decode_jsonb(encode_jsonb(value)) if name in _JSONB and value else value
             for name, value in zip(_COLUMNS, row, strict=True)
         }
-        for row in zip(*subscriber_columns(states, purposes), strict=True)
+        | {"requests": decode_jsonb(encode_jsonb(requests_to_json(state)))}
+        for state, row in zip(
+            states, zip(*subscriber_columns(states, purposes), strict=True), strict=True
+        )
     ]
 
 
@@ -148,6 +158,7 @@ STEPS: tuple[tuple[str, Callable[[Batch], object]], ...] = (
     ("fold", lambda b: fold([r.event for r in b.opened], b.before)),
     ("purposes column", lambda b: {s: purposes_doc(state) for s, state in b.after.items()}),
     ("subscriber columns", lambda b: subscriber_columns(list(b.after.values()), b.purposes)),
+    ("request columns", lambda b: request_columns(list(b.after.values()))),
     ("feed outbox", lambda b: feed_changes(b.before, b.after, b.purposes)),
 )
 
