@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from events.catalog import AnyEvent
 from events.codec import decode_raw, encode
 from projections.db import create_pool
+from projections.records import LedgerRecord
 from projections.rows import state_from_row
 from projections.state import fold
-from projections.store import LedgerRecord, SubscriberStore
+from projections.store import SubscriberStore
 from services.config import Settings
 from tests.strategies import consent_log
 
