@@ -16,8 +16,9 @@ from projections.db import Conn
 from services.intake.admission import Admission, Reserve, fresh_ids
 from services.intake.idempotency import IdempotencyStore, request_hash
 from services.intake.policy import Decision, PolicyError
-from services.intake.recording import erasures, seal_all, to_records
+from services.intake.recording import erasures, seal_all
 from services.messaging.appender import Appender, Receipt
+from services.messaging.recording import to_records
 from services.metrics import EVENTS_ACCEPTED
 from services.privacy.keystore import KeyStore
 
