@@ -76,8 +76,13 @@ async def build_ledger(settings: Settings) -> None:
                 "received_at": "2024-03-04T09:00:00Z",
             }
             events += await post(intake, "/v1/requests", request)
-            for kind in ("consent.given", "subject.rectified", "restriction.applied"):
-                events += await post(intake, "/v1/events", valid_json(kind, subject))
+            # an address of its own: an erased person's address is suppressed for the others
+            moved = {"personal": {"email": f"{subject}.new@example.fi"}}
+            events += await post(intake, "/v1/events", valid_json("consent.given", subject))
+            events += await post(
+                intake, "/v1/events", valid_json("subject.rectified", subject, **moved)
+            )
+            events += await post(intake, "/v1/events", valid_json("restriction.applied", subject))
             events += await post(intake, "/v1/events", valid_json("subject.erased", subject))
     async with serve(projector_app(settings), settings.projector_port):
         pool = await create_pool(settings.database_url, max_size=1)
