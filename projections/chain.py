@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from events.chain import GENESIS, link
 from projections.db import Conn
-
-if TYPE_CHECKING:
-    from projections.store import LedgerRecord
+from projections.records import LedgerRecord
 
 _CLAIM_HEADS = """
 INSERT INTO ledger_chain_heads (topic, partition, next_offset, length, hash)

@@ -22,7 +22,9 @@ from events.requests import RecipientNotified
 from events.subject import Erased
 from projections.chain import extend_chain
 from projections.db import Conn
+from projections.keys import SHRED_KEYS
 from projections.outbox import queue_feed_changes
+from projections.records import LedgerRecord
 from projections.rows import (
     PurposesDoc,
     purposes_doc,
@@ -33,20 +35,6 @@ from projections.rows import (
 from projections.state import SubjectState, fold
 
 PROJECTION = "subscribers"
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRecord:
-    """A decoded event, its bytes as on the log, and where it sits in the ledger topic.
-
-    Of the parsed JSON only the schema version as appended (before upcasting) is kept: a batch
-    holds thousands of records, and the dict took about 2.6 times the memory of its bytes."""
-
-    partition: int
-    offset: int
-    event: AnyEvent
-    schema_version: int
-    value: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +117,6 @@ INSERT INTO recipient_notifications (event_id, subject_id, recipient_id, action,
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[],
                      $7::timestamptz[])
 ON CONFLICT DO NOTHING
-"""
-#: Crypto-shredding: an erasure destroys the subject's data keys up to the generation it names
-#: (intake does it at once; the projector again, in case intake stopped before it could).
-SHRED_KEYS = """
-UPDATE subject_keys AS k SET wrapped = NULL, shredded_at = now(), shredded_by = e.event_id
-FROM unnest($1::text[], $2::int[], $3::uuid[]) AS e(subject_id, through, event_id)
-WHERE k.subject_id = e.subject_id AND k.generation <= e.through AND k.wrapped IS NOT NULL
 """
 #: The suppression list: every address an erased or objecting person holds is marked (an
 #: erasure outranks an objection); the marks stay after erasure. Intake marks them before it

@@ -12,8 +12,8 @@ from typing import Literal
 from events.catalog import SUBMISSION_ADAPTER
 from services.access.tokens import Caller
 from services.errors import ProblemError
-from services.intake.recording import record_event, to_records
 from services.messaging.appender import Appender
+from services.messaging.recording import record_event, to_records
 from services.messaging.records import AppendError
 
 

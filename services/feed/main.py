@@ -15,9 +15,9 @@ import httpx
 from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
 from services.config import Settings
-from services.feed.forgetting import roll_after_ms
 from services.feed.publisher import FeedPublisher
 from services.feed.webhooks import CONCURRENCY, WebhookDeliverer
+from services.messaging.forgetting import roll_after_ms
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ version) is not deleted, so it is sent next. A transaction-scoped advisory lock 
 publisher drain at a time, which keeps each subject's records in version order on the topic.
 
 Each published tombstone is sent once more when the topic's segment roll time has passed
-(``feed_tombstone_resends``, services/feed/forgetting.py): the append rolls the segment holding
+(``feed_tombstone_resends``, services/messaging/forgetting.py): the append rolls the segment holding
 the first one, so that compaction can drop the records that still hold the address. A newer
 entry published for the person cancels it, so a tombstone never follows their new sign-up.
 """

@@ -16,7 +16,8 @@ from events.catalog import AnyEvent, AnySubmission
 from services.intake.admission import Admission, Reserve, fresh_ids
 from services.intake.policy import Decision, PolicyError
 from services.intake.ports import AdmissionBatch, DataKeys, IdempotencyKeys, LedgerAppender
-from services.intake.recording import erasures, seal_all, to_records
+from services.intake.recording import erasures, seal_all
+from services.messaging.recording import to_records
 from services.messaging.records import Receipt
 from services.metrics import EVENTS_ACCEPTED
 

@@ -26,9 +26,10 @@ from services.config import Settings
 from services.errors import describe
 from services.intake.admission import Admission, Admitted
 from services.intake.ports import DataKeys
-from services.intake.recording import erasures, seal_all, to_records
+from services.intake.recording import erasures, seal_all
 from services.messaging.appender import Appender, ConsumedOffsets
 from services.messaging.dead_letters import dead_letter
+from services.messaging.recording import to_records
 from services.messaging.records import AppendError, OutRecord
 from services.messaging.unreachable import failure_reason
 from services.metrics import DEAD_LETTERS, EVENTS_ACCEPTED, EVENTS_REJECTED

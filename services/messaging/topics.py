@@ -9,7 +9,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from services.config import Settings
-from services.feed.forgetting import feed_topic_configs
+from services.messaging.forgetting import feed_topic_configs
 from services.messaging.unreachable import unreachable
 
 DAY_MS = 24 * 3600 * 1000

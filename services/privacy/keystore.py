@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from events.sealing import DataKey, MasterKey
-from projections.store import SHRED_KEYS
+from projections.keys import SHRED_KEYS
 from services.coalescer import Coalescer
 
 _LATEST = """

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from services.projector.consumer import Record
+from services.projection.batches import Batch
 
 
 class ReplayError(Exception):
     """The replay cannot run as asked; the message says why."""
-
-
-@dataclass(slots=True)
-class Batch:
-    """Records to fold, and the offset each partition reaches with them."""
-
-    records: list[Record] = field(default_factory=list)
-    ends: dict[int, int] = field(default_factory=dict)
 
 
 async def read_until(

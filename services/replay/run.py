@@ -8,7 +8,6 @@ make the two differ.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import time
@@ -16,17 +15,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import asyncpg
-from pydantic import ValidationError
 
-from events.sealing import TamperedError
 from projections.db import create_pool
 from projections.migrations import apply as apply_migrations
-from projections.store import PROJECTION, BatchResult, LedgerRecord, SubscriberStore
+from projections.store import PROJECTION, BatchResult, SubscriberStore
 from services.config import Settings
 from services.privacy.keystore import KeyStore
 from services.privacy.secrets import load_secrets
 from services.progress import ProgressPrinter
-from services.projector.consumer import decode_record, open_all
+from services.projection.batches import Part
+from services.projection.runner import BatchRunner, Refused, once
 from services.replay.compare import COMPARED, compare_table, quote
 from services.replay.processes import ShareProgress, rebuild_in_processes, shares
 from services.replay.reader import ReplayError, read_until
@@ -231,58 +229,40 @@ async def rebuild_share(
     batch_size: int,
     progress: ShareProgress,
 ) -> dict[str, int]:
-    """Decode each batch while PostgreSQL writes the previous one; each batch is written by
-    ``settings.projector_writers`` transactions at once, cut by partition as the live projector
-    cuts it (a subject's events share a partition, so they touch different rows)."""
+    """Rebuild one share through the live projector's batch runner: the next batch is decoded
+    while PostgreSQL writes, by ``settings.projector_writers`` transactions at once, cut by
+    partition. A failure is not retried: it ends the replay, whose schema is then dropped."""
     writers = settings.projector_writers
     slot = {p: i % writers for i, p in enumerate(sorted(ends))}  # this share's partitions, dealt
     pool = await create_pool(settings.database_url, max_size=writers, schema=schema)
     live = await create_pool(settings.database_url, max_size=1)  # the data keys live there
-    keys = KeyStore(live, load_secrets(settings).master)
     store = SubscriberStore(pool, settings.ledger_topic, side_effects=False)
     counts = {"records": 0, "applied": 0, "undecodable": 0}
     reached = dict.fromkeys(ends, 0)
-    writing: asyncio.Future[list[BatchResult]] | None = None
 
-    async def written() -> None:
-        if writing is None:
-            return
-        counts["applied"] += sum(result.applied for result in await writing)
+    async def dead_lettered_live(refused: list[Refused]) -> None:
+        counts["undecodable"] += len(refused)
+
+    def written(part: Part, result: BatchResult) -> None:
+        counts["records"] += len(part.records)
+        counts["applied"] += result.applied
+        reached.update(part.ends)
         progress(sum(reached.values()), counts["applied"])
 
+    keys = KeyStore(live, load_secrets(settings).master)
+    runner = BatchRunner(
+        store, keys, dead_lettered_live, written, retry=once, writers=writers, slot=slot.__getitem__
+    )
     try:
         await store.claim_partitions(ends)
+        await runner.start()
         async for batch in read_until(
             settings.kafka_options(), settings.ledger_topic, ends, batch_size
         ):
-            decoded: list[LedgerRecord] = []
-            for record in batch.records:
-                try:
-                    decoded.append(decode_record(record))
-                except (ValueError, ValidationError):  # the live projector dead-lettered it
-                    counts["undecodable"] += 1
-            good = []
-            for result in await open_all(decoded, keys):
-                if isinstance(result, TamperedError):  # dead-lettered live, too
-                    counts["undecodable"] += 1
-                else:
-                    good.append(result)
-            await written()
-            counts["records"] += len(batch.records)
-            reached.update(batch.ends)
-            parts = [
-                (
-                    [r for r in good if slot[r.partition] == part],
-                    {p: end for p, end in batch.ends.items() if slot[p] == part},
-                )
-                for part in range(writers)
-            ]
-            writing = asyncio.gather(*(store.apply(rs, at) for rs, at in parts if at))
-        await written()
+            await runner.handle(batch)
+        await runner.drain()
         return counts
     finally:
-        if writing is not None and not writing.done():
-            writing.cancel()
-            await asyncio.gather(writing, return_exceptions=True)
+        await runner.stop()
         await pool.close()
         await live.close()

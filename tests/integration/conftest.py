@@ -32,8 +32,8 @@ from projections.store import LOAD_SUBJECTS
 from services.access.tokens import Grant, Role, TokenStore
 from services.audit.log import read_log
 from services.config import Settings
-from services.intake.recording import to_records
 from services.messaging.appender import Appender
+from services.messaging.recording import to_records
 from services.messaging.topics import ensure_topics
 from tests.samples import given_event, withdrawn_event
 from tools import stack

@@ -18,7 +18,8 @@ from events.codec import encode
 from events.consent import ConsentGiven
 from events.identifiers import personal_data_in
 from projections.db import create_pool
-from projections.store import LedgerRecord, SubscriberStore
+from projections.records import LedgerRecord
+from projections.store import SubscriberStore
 from services.config import Settings
 from tests.integration.test_store_properties import as_records
 from tests.samples import given_event

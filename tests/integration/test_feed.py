@@ -27,8 +27,9 @@ from fastapi import FastAPI, Request, Response
 
 from events.codec import encode
 from projections.feed import FeedChange, FeedEntry, FeedView, feed_view
+from projections.records import LedgerRecord
 from projections.rows import state_to_json
-from projections.store import LedgerRecord, SubscriberStore
+from projections.store import SubscriberStore
 from services.config import Settings, Webhook
 from services.feed.main import serve as serve_feed
 from services.feed.publisher import FeedPublisher

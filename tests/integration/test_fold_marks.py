@@ -17,9 +17,10 @@ from events.ids import uuid7
 from projections.db import create_pool
 from projections.migrations import apply, migration_files
 from projections.queries import read_requests
+from projections.records import LedgerRecord
 from projections.rows import requests_to_json, state_from_row
 from projections.state import Mark, SubjectState, fold
-from projections.store import LOAD_SUBJECTS, LedgerRecord, SubscriberStore
+from projections.store import LOAD_SUBJECTS, SubscriberStore
 from services.config import Settings
 from tests.samples import REQUEST_ID, recorded_event
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from events.catalog import AnyEvent
 from events.codec import decode_raw, encode
 from projections.db import create_pool
+from projections.records import LedgerRecord
 from projections.state import fold
-from projections.store import LedgerRecord, SubscriberStore
+from projections.store import SubscriberStore
 from services.config import Settings
 from tests.integration.conftest import stored_states
 from tests.strategies import consent_log

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.config import Settings
-from services.feed.forgetting import feed_topic_configs, roll_after_ms
+from services.messaging.forgetting import feed_topic_configs, roll_after_ms
 
 
 def test_the_default_bound_is_an_hour_and_the_environment_sets_it(

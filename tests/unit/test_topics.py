@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.config import Settings
-from services.feed.forgetting import feed_topic_configs
+from services.messaging.forgetting import feed_topic_configs
 from services.messaging.topics import SEVEN_DAYS_MS, _topic_problem, topic_specs
 from services.messaging.unreachable import unreachable
 

@@ -24,8 +24,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from projections.store import PROJECTION
 from services.access.tokens import TokenStore
 from services.config import Settings
-from services.intake.recording import seal_all, to_records
+from services.intake.recording import seal_all
 from services.messaging.appender import Appender
+from services.messaging.recording import to_records
 from services.messaging.records import Receipt
 from services.privacy.keystore import KeyStore
 from services.privacy.secrets import load_secrets

@@ -23,6 +23,7 @@ from events.codec import encode
 from events.sealing import DataKey
 from projections.db import decode_jsonb, encode_jsonb
 from projections.outbox import feed_changes
+from projections.records import LedgerRecord
 from projections.rows import (
     PurposesDoc,
     purposes_doc,
@@ -32,10 +33,10 @@ from projections.rows import (
     subscriber_columns,
 )
 from projections.state import SubjectState, fold
-from projections.store import LedgerRecord, mirror_columns
+from projections.store import mirror_columns
 from services.intake.recording import seal_all
 from services.process import settle_heap
-from services.projector.consumer import Record, decode_record, opened
+from services.projection.batches import Record, decode_record, opened
 from tools.bench import workload
 from tools.bench.report import format_grid
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events.catalog import SUBMISSION_ADAPTER, AnyEvent
-from services.intake.recording import record_event
+from services.messaging.recording import record_event
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 PURPOSES = ("newsletter", "analytics", "analytics_demographics")
