@@ -13,7 +13,7 @@ leaving nothing behind. If the append then fails, the caller takes the suppressi
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -67,23 +67,31 @@ class Admission:
         """Decide a batch and commit what it adds. ``whole``: any problem refuses every item
         (raises :class:`PolicyError`); otherwise each refused item is left out alone."""
         keys = self._identities.keys(submissions)
-        for attempt in range(1, ATTEMPTS + 1):
+        attempt = 1
+        while True:
             try:
-                async with self._work.begin() as batch:
-                    book = await batch.book(submissions, keys)
-                    known = await batch.known_requests(submissions)
-                    decision = self._policy.decide(submissions, keys, book, known)
-                    if whole and decision.problems:
-                        raise PolicyError(decision.problems)
-                    event_ids, recorded_at = await reserve(batch, decision)
-                    await batch.record(book, event_ids)
+                return await self._attempt(submissions, keys, whole, reserve)
             except Deadlock:
                 if attempt == ATTEMPTS:
                     raise
-                continue
-            events = materialize(decision.drafts, event_ids, recorded_at)
-            return Admitted(decision, events)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                attempt += 1
+
+    async def _attempt(
+        self,
+        submissions: Sequence[AnySubmission],
+        keys: Mapping[int, bytes],
+        whole: bool,
+        reserve: Reserve,
+    ) -> Admitted:
+        async with self._work.begin() as batch:
+            book = await batch.book(submissions, keys)
+            known = await batch.known_requests(submissions)
+            decision = self._policy.decide(submissions, keys, book, known)
+            if whole and decision.problems:
+                raise PolicyError(decision.problems)
+            event_ids, recorded_at = await reserve(batch, decision)
+            await batch.record(book, event_ids)
+        return Admitted(decision, materialize(decision.drafts, event_ids, recorded_at))
 
     async def withdraw(self, admitted: Admitted) -> None:
         """The events were not appended: take their suppressions back."""
