@@ -86,7 +86,8 @@ class Admission:
         async with self._work.begin() as batch:
             book = await batch.book(submissions, keys)
             known = await batch.known_requests(submissions)
-            decision = self._policy.decide(submissions, keys, book, known)
+            minted = {key: f"sub-{uuid7()}" for key in set(keys.values())}
+            decision = self._policy.decide(submissions, keys, book, known, minted)
             if whole and decision.problems:
                 raise PolicyError(decision.problems)
             event_ids, recorded_at = await reserve(batch, decision)

@@ -22,7 +22,6 @@ from uuid import UUID
 from events.catalog import SUBMISSION_ADAPTER, AnySubmission
 from events.consent import SUPPRESSION_SOURCE, ObjectionReceivedIn
 from events.envelope import Source
-from events.ids import uuid7
 from events.register import Register
 from events.requests import (
     IdentityVerifiedIn,
@@ -154,14 +153,17 @@ class LedgerPolicy:
         keys: Mapping[int, bytes],
         book: AddressBook,
         known: KnownRequests,
+        minted: Mapping[bytes, str],
     ) -> Decision:
         """Decide item by item; an accepted item's effects (a new request, a newly held or
-        suppressed address) are seen by the items after it, a refused item's are not."""
+        suppressed address) are seen by the items after it, a refused item's are not.
+        ``minted``: the subject id a new address named without one gets (made by the caller,
+        so that deciding stays pure)."""
         decision = Decision()
         for index, submission in enumerate(submissions):
             key = keys.get(index)
             subject = submission.subject_id or (
-                book.owners.get(key, f"sub-{uuid7()}") if key else None
+                (book.owners.get(key) or minted[key]) if key else None
             )
             assert subject is not None, "a submission names its person (Submission validator)"
             named = submission.model_copy(update={"subject_id": subject})

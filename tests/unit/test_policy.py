@@ -35,7 +35,8 @@ def decide(
     found = keys if keys is not None else {
         i: A for i, s in enumerate(submissions) if s.personal.email is not None
     }  # fmt: skip
-    return POLICY.decide(submissions, found, book or AddressBook(), KnownRequests([]))
+    minted = {key: "sub-new" for key in found.values()}
+    return POLICY.decide(submissions, found, book or AddressBook(), KnownRequests([]), minted)
 
 
 def held_by_x(suppressed: bool = False) -> AddressBook:
@@ -100,7 +101,7 @@ def test_a_refused_item_changes_nothing_for_the_items_after_it() -> None:
     request of its subject; the same pair for a fresh id is accepted."""
     pair = [valid_json("request.received", "q"), valid_json("request.identity_verified", "q")]
     taken = KnownRequests([KnownRequest(UUID(REQUEST_ID), "other", T0, answered=False)])
-    refused = POLICY.decide([sub(b) for b in pair], {}, AddressBook(), taken)
+    refused = POLICY.decide([sub(b) for b in pair], {}, AddressBook(), taken, {})
     assert [(p.item, p.field) for p in refused.problems] == [
         (0, "data.request_id"),
         (1, "data.request_id"),
@@ -152,7 +153,7 @@ def test_an_objected_address_is_never_attached_afterwards_without_explicit_conse
     other holder gets an objection, and a newcomer attaches it only by explicit consent."""
     submissions = [sub(step(kind, subject)) for kind, subject in steps]
     keys = {i: A for i, s in enumerate(submissions) if s.personal.email is not None}
-    decision = POLICY.decide(submissions, keys, AddressBook(), KnownRequests([]))
+    decision = POLICY.decide(submissions, keys, AddressBook(), KnownRequests([]), {A: "sub-a"})
     holders: set[str] = set()
     owed: set[str] = set()  # holders at a suppression still waiting for their objection
     suppressed = False
