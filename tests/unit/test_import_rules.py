@@ -152,3 +152,38 @@ def test_imports_go_down_the_layers_and_no_shared_module_imports_an_entrypoint()
 def test_no_product_modules_import_each_other_in_a_cycle() -> None:
     found = [" -> ".join(cycle) for cycle in cycles(product_imports())]
     assert found == [], "import cycles:\n" + "\n".join(found)
+
+
+#: The pure core: the event contract, the fold, the append policy and the service layer that
+#: runs it. They reach state only through ports, so none may import a driver or a web stack.
+PURE = (
+    "events",
+    "projections.state",
+    "projections.deadlines",
+    "services.intake.policy",
+    "services.intake.admission",
+    "services.intake.service",
+    "services.intake.ports",
+    "services.privacy.suppression",
+)
+IO = ("asyncpg", "aiokafka", "faststream", "fastapi", "starlette", "httpx", "uvicorn")
+
+
+def impure(imports: Mapping[str, set[str]]) -> list[str]:
+    return [
+        f"{module}: {imported}"
+        for module, modules in sorted(imports.items())
+        if any(within(module, pure) for pure in PURE)
+        for imported in sorted(modules)
+        if any(within(imported, io) for io in IO)
+    ]
+
+
+def test_the_rule_finds_a_driver_in_the_pure_core() -> None:
+    planted = {"services.intake.policy": {"asyncpg"}, "services.intake.postgres": {"asyncpg"}}
+    assert impure(planted) == ["services.intake.policy: asyncpg"]
+
+
+def test_the_pure_core_imports_no_driver_and_no_web_stack() -> None:
+    found = impure(product_imports())
+    assert found == [], "I/O in the pure core:\n" + "\n".join(found)
