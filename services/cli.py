@@ -175,16 +175,24 @@ async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[int]]) 
 
 
 def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
     from services.access.tokens import TokenStore
+    from services.errors import describe
 
     expires = (
         datetime.now(UTC) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
     )
 
     async def create(pool: Any) -> int:
-        token, info = await TokenStore(pool).create(
-            args.role, args.label, grants=frozenset(args.grant), expires_at=expires
-        )
+        try:
+            token, info = await TokenStore(pool).create(
+                args.role, args.label, grants=frozenset(args.grant), expires_at=expires
+            )
+        except ValidationError as exc:  # the label would name a person in clear: none stored
+            reasons = "; ".join(e["reason"] for e in describe(exc.errors()))
+            print(f"consent-ledger: --label: {reasons}", file=sys.stderr)
+            return 2
         shown = {"token": token, "token_id": info.token_id, "role": info.role}
         print(json.dumps({**shown, "grants": info.grants, "expires_at": _iso(info.expires_at)}))
         print("keep the token now: it is shown once and not stored", file=sys.stderr)
@@ -201,8 +209,10 @@ def cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
     from services.access.tokens import TokenStore
 
     async def show(pool: Any) -> int:
+        now = datetime.now(UTC)
         for t in await TokenStore(pool).list():
-            state = "revoked" if t.revoked_at else "active"
+            expired = t.expires_at is not None and t.expires_at <= now
+            state = "revoked" if t.revoked_at else "expired" if expired else "active"
             print(f"{t.token_id}  {t.role:<9}  {state:<7}  expires {_iso(t.expires_at) or 'never'}"
                   f"  grants [{', '.join(t.grants)}]  {t.label}")  # fmt: skip
         return 0

@@ -115,6 +115,25 @@ def test_tokens_are_issued_listed_and_revoked_through_the_cli(settings: Settings
     bad = run_cli(settings, "tokens", "create", "--role", "root", "--label", "x")
     assert bad.returncode == 2
     assert "invalid choice: 'root'" in bad.stderr
+    named = run_cli(settings, "tokens", "create", "--role", "crm", "--label", "jane@example.com")
+    assert (named.returncode, named.stderr.count("\n")) == (2, 1), named.stderr
+    assert named.stderr.startswith("consent-ledger: --label: ")
+    assert "looks like an e-mail address" in named.stderr
+
+
+async def test_tokens_list_says_which_tokens_have_expired(
+    settings: Settings, pool: asyncpg.Pool[Any]
+) -> None:
+    created = run_cli(settings, "tokens", "create", "--role", "crm", "--label", "short-lived",
+                      "--expires-in-days", "1")  # fmt: skip
+    token_id = json.loads(created.stdout)["token_id"]
+    await pool.execute(
+        "UPDATE api_tokens SET expires_at = now() - interval '1 s' WHERE token_id = $1", token_id
+    )
+    listed = run_cli(settings, "tokens", "list").stdout.splitlines()
+    (line,) = [ln for ln in listed if token_id in ln]
+    assert "expired" in line
+    assert "active" not in line
 
 
 def test_a_new_master_key_is_generated_privately_and_rotated_to(
