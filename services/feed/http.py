@@ -15,21 +15,19 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from services.access.http import AUTH_ERRORS, Guard
-from services.errors import ProblemError
+from services.exports import Format, FormatQuery, SqlText, known_purpose, negotiated
 
 PAGE = 1000
-Format = Literal["ndjson", "csv"]
 MEDIA_TYPES: dict[Format, str] = {"ndjson": "application/x-ndjson", "csv": "text/csv"}
 After = Annotated[
-    str | None, Query(description="Cursor: the last subject_id received; start after it.")
+    SqlText | None, Query(description="Cursor: the last subject_id received; start after it.")
 ]
 Limit = Annotated[int | None, Query(ge=1, description="At most this many subjects (all).")]
-FormatQuery = Annotated[Format, Query(description="ndjson (one JSON object a line) or csv.")]
 
 
 class MailingListEntry(BaseModel):
@@ -91,24 +89,22 @@ def mailing_lists_router(
         responses={200: {"content": {MEDIA_TYPES["ndjson"]: {}, MEDIA_TYPES["csv"]: {}}}},
     )
     async def mailing_list(
-        purpose: Annotated[str, Path(description="A purpose id of the register.")],
+        purpose: Annotated[SqlText, Path(description="A purpose id of the register.")],
+        request: Request,
         after: After = None,
         limit: Limit = None,
-        format: FormatQuery = "ndjson",
+        format: FormatQuery = None,
     ) -> StreamingResponse:
         """Eligible as of the request's time: a consent whose ``valid_until`` passed is left
         out even before its expiry is recorded. Ordered by subject_id."""
-        if purpose not in purposes:
-            known = ", ".join(sorted(purposes))
-            raise ProblemError(
-                404, "unknown_purpose", f"purpose: {purpose!r} is not in the register ({known})"
-            )
+        known_purpose(purpose, purposes)
         now = datetime.now(UTC)
 
         def fetch(conn: Any, cursor: str | None, size: int) -> Any:
             return conn.fetch(_MAILING_LIST, purpose, now, cursor, size)
 
-        return _stream(pool, fetch, _mailing_entries, MailingListEntry, after, limit, format)
+        fmt = negotiated(format, request)
+        return _stream(pool, fetch, _mailing_entries, MailingListEntry, after, limit, fmt)
 
     return router
 
@@ -128,7 +124,7 @@ def projected_suppressions_router(pool: asyncpg.Pool[Any], guard: Guard) -> APIR
         responses={200: {"content": {MEDIA_TYPES["ndjson"]: {}, MEDIA_TYPES["csv"]: {}}}},
     )
     async def suppressions(
-        after: After = None, limit: Limit = None, format: FormatQuery = "ndjson"
+        request: Request, after: After = None, limit: Limit = None, format: FormatQuery = None
     ) -> StreamingResponse:
         """One line per reason: a withdrawal or objection (with its purpose), a restriction,
         an erasure that no new consent followed (no purpose). By subject id only; ordered by
@@ -138,7 +134,8 @@ def projected_suppressions_router(pool: asyncpg.Pool[Any], guard: Guard) -> APIR
         def fetch(conn: Any, cursor: str | None, size: int) -> Any:
             return conn.fetch(_SUPPRESSED, cursor, size)
 
-        return _stream(pool, fetch, _suppressions, ProjectedSuppression, after, limit, format)
+        fmt = negotiated(format, request)
+        return _stream(pool, fetch, _suppressions, ProjectedSuppression, after, limit, fmt)
 
     return router
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Header, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events.catalog import EVENT_TYPES, AnySubmission, SubmissionIn
 from services.access.http import AUTH_ERRORS, Guard
@@ -155,22 +155,47 @@ def intake_router(answer: IntakeCall, guard: Guard) -> APIRouter:
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` before reading them. Plain ASGI: a ``BaseHTTPMiddleware``
-    wraps every request in a task group and a streaming response, a tenth of intake's CPU in a
-    py-spy profile (docs/performance.md)."""
+    """Refuse bodies over ``max_bytes``: at once when ``Content-Length`` says so, else (a chunked
+    body) as soon as the bytes received pass it, so no body is read whole first. Plain ASGI: a
+    ``BaseHTTPMiddleware`` wraps every request in a task group and a streaming response, a
+    tenth of intake's CPU in a py-spy profile (docs/performance.md)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self._app = app
         self._max_bytes = max_bytes
+        self._refusal = problem(413, "body_too_large", f"the body exceeds {max_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self._max_bytes:
-                message = f"the body exceeds {self._max_bytes} bytes"
-                await problem(413, "body_too_large", message)(scope, receive, send)
-                return
-        await self._app(scope, receive, send)
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self._max_bytes:
+            await self._refusal(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            """The app's next body chunk; past the limit, the client is gone to the app."""
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max_bytes:
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if received <= self._max_bytes:
+                await send(message)
+
+        try:
+            await self._app(scope, counted, unless_refused)
+        except Exception:
+            if received <= self._max_bytes:
+                raise  # past the limit, how the app took the disconnect does not matter
+        if received > self._max_bytes:
+            await self._refusal(scope, receive, send)
 
 
 def count_rejections(body: Any, errors: list[dict[str, Any]]) -> None:

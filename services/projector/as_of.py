@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -23,6 +23,7 @@ from projections.rows import state_to_json
 from projections.state import SubjectState
 from services.access.http import AUTH_ERRORS, Guard
 from services.errors import ProblemError
+from services.exports import Format, FormatQuery, SqlText, known_purpose, negotiated
 from services.point_in_time import Basis, EligibleAsOf, eligible_as_of, subject_as_of
 from services.views import SubjectStateOut
 
@@ -39,7 +40,6 @@ BasisQuery = Annotated[
         "recorded: what the ledger knew at the instant (events recorded by then)."
     ),
 ]
-Format = Literal["ndjson", "csv"]
 CSV_COLUMNS = (
     "subject_id", "purpose", "legal_basis", "notice_version", "since", "valid_until",
     "event_ids", "reason",
@@ -107,7 +107,7 @@ async def render(rows: AsyncIterator[EligibleAsOf], fmt: Format) -> AsyncIterato
     yield buffer.getvalue().encode()
 
 
-def as_of_router(pool: asyncpg.Pool[Any], guard: Guard) -> APIRouter:
+def as_of_router(pool: asyncpg.Pool[Any], purposes: Collection[str], guard: Guard) -> APIRouter:
     router = APIRouter(
         prefix="/v1/as-of",
         tags=["point in time"],
@@ -140,14 +140,18 @@ def as_of_router(pool: asyncpg.Pool[Any], guard: Guard) -> APIRouter:
         responses={200: {"content": {m: {} for m in _MEDIA.values()}}},
     )
     async def get_eligible_as_of(
-        purpose: Annotated[str, Path(description="The purpose id, e.g. newsletter.")],
+        purpose: Annotated[SqlText, Path(description="The purpose id, e.g. newsletter.")],
         at: At,
+        request: Request,
         basis: BasisQuery = "occurred",
-        format: Annotated[Format, Query(description="ndjson (default) or csv.")] = "ndjson",
+        format: FormatQuery = None,
     ) -> StreamingResponse:
         """One line per person, by subject id: basis, notice version, since when, the events
-        that make them eligible, and why."""
+        that make them eligible, and why. A purpose of the register only, as the mailing
+        lists."""
+        known_purpose(purpose, purposes)
+        fmt = negotiated(format, request)
         rows = eligible_as_of(pool, purpose, at, basis)
-        return StreamingResponse(render(rows, format), media_type=_MEDIA[format])
+        return StreamingResponse(render(rows, fmt), media_type=_MEDIA[fmt])
 
     return router

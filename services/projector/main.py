@@ -89,6 +89,8 @@ def create_app(settings: Settings) -> FastAPI:
     guard = Guard(TokenStore(pool))
     key = signing_key(settings)
     checkpointer = Checkpointer(pool, settings.ledger_topic, key, settings.checkpoint_every)
+    register = load_register(settings.register_file)
+    purposes = [p.id for p in register.purposes]
 
     return service_app(
         title="consent-ledger projector",
@@ -98,12 +100,10 @@ def create_app(settings: Settings) -> FastAPI:
         components=[appender, projector, build_broker(settings, projector, store), checkpointer],
         routers=[
             subjects_router(pool, guard, HistoryReader(pool, keys), recorder),
-            mailing_lists_router(
-                pool, [p.id for p in load_register(settings.register_file).purposes], guard
-            ),
+            mailing_lists_router(pool, purposes, guard),
             projected_suppressions_router(pool, guard),
-            receipts_router(pool, load_register(settings.register_file), key, guard),
-            as_of_router(pool, guard),
+            receipts_router(pool, register, key, guard),
+            as_of_router(pool, purposes, guard),
         ],
         before_start=lambda: apply_migrations(settings.database_url),
         kafka_trouble=lambda exc: unreachable(settings, exc),

@@ -29,7 +29,7 @@ from services.config import Settings
 from services.errors import install_error_handlers
 from services.intake.main import create_app as intake_app
 from services.point_in_time import Basis
-from services.projector.as_of import as_of_router, subject_as_of_out
+from services.projector.as_of import CSV_COLUMNS, as_of_router, subject_as_of_out
 from services.projector.main import create_app as projector_app
 from tests.integration.conftest import bearer, issue_token, serve, wait_projected
 from tests.integration.test_store_properties import as_records
@@ -82,7 +82,7 @@ async def answers_equal_brute_force(
         app = FastAPI()
         install_error_handlers(app)
         tokens = TokenStore(pool)
-        app.include_router(as_of_router(pool, Guard(tokens)))
+        app.include_router(as_of_router(pool, PURPOSES, Guard(tokens)))
         token, _ = await tokens.create("auditor", "as-of property")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
@@ -218,3 +218,37 @@ def test_what_was_true_and_what_the_ledger_knew_over_http_and_the_cli(
     assert json.loads(capsys.readouterr().out) == web
     assert main(["as-of", "subject", "web-2", "--at", day_ago, "--basis", "recorded"]) == 1
     assert "no events about 'web-2'" in capsys.readouterr().err
+
+
+async def test_the_eligible_list_refuses_a_nul_before_the_first_byte(
+    projector: httpx.AsyncClient,
+) -> None:
+    """PostgreSQL cannot store U+0000: it was a 200 cut off mid-stream; now a 422 naming it."""
+    answer = await projector.get("/v1/as-of/eligible/a%00b", params={"at": BASE.isoformat()})
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["path.purpose"]
+
+
+async def test_the_eligible_list_of_an_unknown_purpose_is_a_404_as_the_mailing_lists_is(
+    projector: httpx.AsyncClient,
+) -> None:
+    at = {"at": BASE.isoformat()}
+    answers = [
+        await projector.get(f"{p}/nope", params=at)
+        for p in ("/v1/as-of/eligible", "/v1/mailing-lists")
+    ]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert {a.json()["error"] for a in answers} == {"unknown_purpose"}
+
+
+async def test_the_eligible_list_answers_accept_text_csv_with_csv_unless_format_says_otherwise(
+    projector: httpx.AsyncClient,
+) -> None:
+    path, at = "/v1/as-of/eligible/newsletter", BASE.isoformat()
+    asked = await projector.get(path, params={"at": at}, headers={"Accept": "text/csv"})
+    assert asked.headers["content-type"].startswith("text/csv")
+    assert asked.text == ",".join(CSV_COLUMNS) + "\n"
+    told = await projector.get(
+        path, params={"at": at, "format": "ndjson"}, headers={"Accept": "text/csv"}
+    )
+    assert told.headers["content-type"] == "application/x-ndjson"

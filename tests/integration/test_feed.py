@@ -332,6 +332,31 @@ async def test_mailing_list_pages_with_a_keyset_cursor_and_leaves_lapsed_consent
     assert "purpose" in unknown.json()["message"]
 
 
+async def test_the_exports_refuse_a_nul_in_the_cursor_before_the_first_byte(
+    projector: httpx.AsyncClient,
+) -> None:
+    """PostgreSQL cannot store U+0000: such a cursor was a 200 cut off mid-stream (a CSV
+    client saw only the header, an empty list); it is a 422 naming the parameter."""
+    for path in ("/v1/suppressions", "/v1/mailing-lists/newsletter"):
+        answer = await projector.get(path, params={"after": "\x00", "format": "csv"})
+        assert answer.status_code == 422, answer.text
+        assert [e["field"] for e in answer.json()["errors"]] == ["query.after"]
+
+
+async def test_the_exports_answer_accept_text_csv_with_csv_unless_format_says_otherwise(
+    projector: httpx.AsyncClient,
+) -> None:
+    for path in ("/v1/suppressions", "/v1/mailing-lists/newsletter"):
+        asked = await projector.get(path, headers={"Accept": "text/csv"})
+        assert asked.headers["content-type"].startswith("text/csv")
+        assert asked.text.startswith("subject_id,")
+        told = await projector.get(
+            path, params={"format": "ndjson"}, headers={"Accept": "text/csv"}
+        )
+        assert told.headers["content-type"] == "application/x-ndjson"
+        assert told.text == ""
+
+
 class Receiver:
     """A mail tool's webhook endpoint that fails its first ``failures`` requests."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -219,6 +220,23 @@ async def test_malformed_json_and_oversized_batches_are_refused(
         headers={"content-type": "application/json"},
     )
     assert huge.status_code == 413
+    assert await read_topic(settings, settings.ledger_topic) == []
+
+
+async def test_a_chunked_body_over_the_limit_is_refused_as_it_streams_in(
+    settings: Settings, intake: httpx.AsyncClient
+) -> None:
+    """Without Content-Length the 8 MiB limit held not: the whole body was read first."""
+
+    async def nine_mib() -> AsyncIterator[bytes]:
+        for _ in range(9 * 16):
+            yield b"x" * (64 * 1024)
+
+    huge = await intake.post(
+        "/v1/events", content=nine_mib(), headers={"content-type": "application/json"}
+    )
+    assert huge.status_code == 413, huge.text
+    assert huge.json()["error"] == "body_too_large"
     assert await read_topic(settings, settings.ledger_topic) == []
 
 
