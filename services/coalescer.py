@@ -2,7 +2,7 @@
 
 While one call to the lookup runs, the keys that other requests ask for wait, and all of them
 go into the next call together: as the appender groups concurrent requests into one Kafka
-transaction, this groups their PostgreSQL lookups (tokens, identities, data keys) into one
+transaction, this groups their PostgreSQL lookups (tokens, data keys) into one
 statement. A request that comes alone is looked up at once, as before; under load a request
 costs a share of a round trip.
 """

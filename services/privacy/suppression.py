@@ -28,7 +28,6 @@ from events.consent import ConsentGivenIn, ObjectionReceivedIn
 from events.subject import ErasedIn
 
 Why = Literal["objected", "erased"]
-SUPPRESSING = (ObjectionReceivedIn, ErasedIn)
 
 
 def is_explicit_consent(submission: AnySubmission) -> bool:
